@@ -1,0 +1,3 @@
+"""fitcheck: will this LLM fit on this machine, and how should llama.cpp run it?"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,144 @@
+"""The command line: options to values, values to a Report, a Report to stdout, errors to exit codes.
+
+Exit codes: 0 fits under --require, 1 does not fit, 2 usage error, 3 input or runtime error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+
+from .errors import FitcheckError, UsageError
+from .model import MiB, Report, Settings
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+EXIT_FITS, EXIT_NO_FIT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
+REQUIRE_OK = {"any": {"gpu", "offload", "cpu"}, "offload": {"gpu", "offload"}, "gpu": {"gpu"}}
+
+
+class OnOff(str, Enum):
+    on = "on"
+    off = "off"
+    auto = "auto"
+
+
+class Require(str, Enum):
+    gpu = "gpu"
+    offload = "offload"
+    any = "any"
+
+
+def _gpu_layers(text: Optional[str]) -> Optional[int]:
+    if text is None or text.lower() in ("auto", "-1"):
+        return None
+    if text.lower() == "all":
+        return 10**6
+    if not text.isdigit():
+        raise UsageError(f"bad -ngl value {text!r}", hint="a number of layers, 'all' or 'auto'")
+    return int(text)
+
+
+@app.command()
+def main(
+    ref: Annotated[str, typer.Argument(help="A .gguf file (the first shard of a split model works too).")],
+    ctx: Annotated[Optional[str], typer.Option("--ctx", "-c", "--ctx-size",
+                                               help="Context in tokens: 8192, 32k, 1M. Default: 8192 or the "
+                                                    "training context if smaller.")] = None,
+    batch: Annotated[int, typer.Option("--batch-size", "-b", help="Logical batch (llama.cpp -b).")] = 2048,
+    ubatch: Annotated[int, typer.Option("--ubatch-size", "-ub", help="Micro-batch (llama.cpp -ub).")] = 512,
+    parallel: Annotated[int, typer.Option("--parallel", "-np", help="Parallel sequences (slots).")] = 1,
+    kv_unified: Annotated[bool, typer.Option("--kv-unified", "-kvu",
+                                             help="One KV buffer shared by all sequences.")] = False,
+    cache_type_k: Annotated[str, typer.Option("--cache-type-k", "-ctk", help="K cache type: f16, q8_0, q4_0, ...")] = "f16",
+    cache_type_v: Annotated[str, typer.Option("--cache-type-v", "-ctv", help="V cache type (quantized needs -fa).")] = "f16",
+    flash_attn: Annotated[OnOff, typer.Option("--flash-attn", "-fa", help="Flash attention.")] = OnOff.auto,
+    swa_full: Annotated[bool, typer.Option("--swa-full", help="Full-size cache for sliding-window layers.")] = False,
+    gpu_layers: Annotated[Optional[str], typer.Option("--gpu-layers", "-ngl", "--n-gpu-layers",
+                                                      help="Layers on the GPU: N, all, or auto (plan it).")] = None,
+    n_cpu_moe: Annotated[Optional[int], typer.Option("--n-cpu-moe", "-ncmoe",
+                                                     help="Keep the experts of the first N blocks in RAM.")] = None,
+    cpu_moe: Annotated[bool, typer.Option("--cpu-moe", "-cmoe", help="Keep all experts in RAM.")] = False,
+    vram: Annotated[Optional[str], typer.Option(help="GPU memory instead of probing, one per GPU: 24G or 24G,12G. "
+                                                     "G/GiB/M = binary, GB/MB = decimal.")] = None,
+    ram: Annotated[Optional[str], typer.Option(help="Available RAM instead of probing, e.g. 64G.")] = None,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Ignore GPUs; plan for RAM only.")] = False,
+    reserve: Annotated[str, typer.Option(help="Per-GPU reserve for the CUDA context, cuBLAS and driver.")] = "512M",
+    margin: Annotated[str, typer.Option(help="Headroom kept free on every device (GPU and RAM).")] = "512M",
+    require: Annotated[Require, typer.Option(help="Exit 0 only for this verdict or better: gpu, offload, any.")] = Require.any,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document (schema v1) instead.")] = False,
+) -> None:
+    """Will this model fit, and how should llama.cpp run it? Reads only the GGUF header."""
+    from .units import parse_ctx, parse_memory, parse_memory_list
+
+    settings = Settings(
+        ctx=parse_ctx(ctx) if ctx else None, batch=batch, ubatch=ubatch, parallel=parallel, kv_unified=kv_unified,
+        cache_type_k=cache_type_k.lower(), cache_type_v=cache_type_v.lower(), flash_attn=flash_attn.value,
+        swa_full=swa_full, gpu_layers=_gpu_layers(gpu_layers), n_cpu_moe=10**6 if cpu_moe else n_cpu_moe,
+        gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require.value)
+    report = build_report(ref, settings, vram=parse_memory_list(vram) if vram else None,
+                          ram=parse_memory(ram) if ram else None, cpu_only=cpu_only)
+    if json_output:
+        from .render.json import render_json
+
+        sys.stdout.write(render_json(report) + "\n")
+    else:
+        from .render.table import render_table
+
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        width = min(shutil.get_terminal_size((100, 24)).columns, 140)
+        sys.stdout.write(render_table(report, width=width, color=color))
+    sys.stdout.flush()
+    raise typer.Exit(EXIT_FITS if report.plan.verdict in REQUIRE_OK[settings.require] else EXIT_NO_FIT)
+
+
+def build_report(ref: str, settings: Settings, *, vram: list[int] | None, ram: int | None, cpu_only: bool,
+                 nvml: object | None = None, psutil_module: object | None = None) -> Report:
+    from .estimate import estimate
+    from .plan import plan
+    from .probe.overrides import apply_overrides
+    from .probe.system import probe_hardware
+    from .sources.gguf import load_local
+
+    spec = load_local(ref)
+    needs = estimate(spec, settings)
+    probe_gpus = not cpu_only and vram is None
+    hardware = apply_overrides(probe_hardware(nvml, psutil_module, gpus=probe_gpus), vram, ram, cpu_only)
+    result = plan(spec, needs, settings, hardware, ["-m", ref])
+    notes = spec.notes + needs.notes + hardware.notes + result.notes
+    return Report(spec=spec, settings=settings, needs=needs, hardware=hardware, plan=result, notes=notes)
+
+
+def run() -> None:
+    """Console entry point: one line on stderr and a distinct exit code for every failure."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except FitcheckError as exc:
+        if os.environ.get("FITCHECK_DEBUG"):
+            raise
+        hint = f" (hint: {exc.hint})" if exc.hint else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected: one line, never a traceback
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            print(f"error: {exc.format_message()} (hint: fitcheck --help)", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if os.environ.get("FITCHECK_DEBUG"):
+            raise
+        print(f"error: internal error: {type(exc).__name__}: {exc} (hint: rerun with FITCHECK_DEBUG=1 and report it)",
+              file=sys.stderr)
+        sys.exit(EXIT_INPUT)

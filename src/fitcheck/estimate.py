@@ -1,0 +1,168 @@
+"""The pure estimator: a ModelSpec and Settings in, llama.cpp's allocations out (no I/O, no clocks).
+
+Rules follow llama.cpp's src/llama-context.cpp (context padding, micro-batches), src/llama-kv-cache.cpp
+(cells and rows per layer), src/llama-memory-recurrent.cpp (state per sequence) and the compute-buffer
+model documented in compute_bytes().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import archs, quant
+from .errors import UsageError
+from .model import LayerNeed, ModelSpec, Needs, Settings
+
+CTX_PAD = 256  # llama_context pads n_ctx (and n_ctx_seq) to 256 cells
+DEFAULT_CTX = 8192
+
+
+def pad(value: int, to: int = CTX_PAD) -> int:
+    return (value + to - 1) // to * to
+
+
+def default_ctx(spec: ModelSpec) -> int:
+    """fitcheck's context when none is given: 8192, or the training context if smaller."""
+    return min(DEFAULT_CTX, spec.n_ctx_train) if spec.n_ctx_train > 0 else DEFAULT_CTX
+
+
+@dataclass(frozen=True)
+class Context:
+    """How llama_context sizes itself for a requested context (see llama_context's constructor)."""
+
+    ctx: int
+    n_ctx: int
+    n_ctx_seq: int
+    n_seq: int
+    n_stream: int  # KV streams: 1 when unified, else one per sequence
+    n_batch: int
+    n_ubatch: int
+
+
+def resolve_context(spec: ModelSpec, settings: Settings) -> Context:
+    ctx = settings.ctx if settings.ctx else default_ctx(spec)
+    if ctx < 1 or settings.batch < 1 or settings.ubatch < 1 or settings.parallel < 1:
+        raise UsageError("context, batch, ubatch and parallel must be positive")
+    n_seq = settings.parallel
+    n_ctx = pad(ctx)
+    if settings.kv_unified or n_seq == 1:
+        n_ctx_seq, n_stream = n_ctx, 1
+    else:
+        n_ctx_seq, n_stream = pad(n_ctx // n_seq), n_seq
+        n_ctx = n_ctx_seq * n_seq
+    n_batch = min(n_ctx, settings.batch)
+    return Context(ctx, n_ctx, n_ctx_seq, n_seq, n_stream, n_batch, min(n_batch, settings.ubatch))
+
+
+def resolve_flash_attn(settings: Settings) -> tuple[bool, tuple[str, ...]]:
+    if settings.cache_type_k not in quant.CACHE_TYPES or settings.cache_type_v not in quant.CACHE_TYPES:
+        raise UsageError(f"cache types must be one of {', '.join(quant.CACHE_TYPES)}")
+    if settings.flash_attn == "auto":
+        # llama.cpp's auto turns flash attention on when every device supports it (CUDA, Metal, Vulkan, CPU).
+        return True, ("flash attention 'auto' assumed on, as llama.cpp resolves it on CUDA/Metal/CPU",)
+    if settings.flash_attn == "off" and settings.cache_type_v not in ("f32", "f16", "bf16"):
+        raise UsageError(f"a quantized V cache ({settings.cache_type_v}) needs flash attention",
+                         hint="add -fa on, or use -ctv f16")
+    return settings.flash_attn == "on", ()
+
+
+def kv_cells(kind: archs.LayerKind, c: Context, window: int, swa_full: bool) -> int:
+    """Cells per stream for one layer (llama_kv_cache_iswa sizes the sliding cache separately)."""
+    if kind.sliding and not swa_full:
+        per_stream_window = window * (c.n_seq if c.n_stream == 1 else 1)
+        return min(c.n_ctx_seq, pad(per_stream_window + c.n_ubatch))
+    return c.n_ctx_seq
+
+
+def compute_bytes(spec: ModelSpec, c: Context, flash_attn: bool, n_kv: int) -> tuple[int, int]:
+    """(device compute buffer, host compute buffer) for the worst-case micro-batch graph.
+
+    ggml-alloc reuses memory between graph nodes, so the buffer is the peak of the live tensors, not their
+    sum. The peak is the largest of three phases, each with the residual stream alive (4 bytes x n_embd
+    x n_ubatch):
+      - logits: 4 x n_vocab x n_ubatch (every token's logits are reserved in the worst case);
+      - attention: without flash attention the scores 4 x n_kv x n_ubatch x n_head, plus Q/K/V and the mask;
+      - feed-forward: gate and up activations, 4 x 2 x n_ff x n_ubatch (experts: per used expert).
+    The host buffer (layers offloaded) holds the input embeddings and the KQ mask.
+    """
+    nt = c.n_ubatch
+    n_head = max(spec.n_head) or 1
+    n_embd_q = n_head * spec.head_dim_k
+    n_embd_kv = max(spec.n_head_kv or (0,)) * (spec.head_dim_k + spec.head_dim_v)
+    residual = 4 * nt * spec.n_embd * 2
+    mask = 2 * n_kv * pad(nt, 64)
+    logits = 4 * nt * spec.n_vocab
+    attn = 4 * nt * (n_embd_q + n_embd_kv) + mask
+    if not flash_attn:
+        attn += 4 * n_kv * nt * n_head
+    n_ff = spec.n_ff
+    if spec.n_expert_used:
+        n_ff = max(n_ff, _expert_ff(spec) * spec.n_expert_used)
+    ffn = 4 * nt * 2 * n_ff
+    device = max(logits + residual // 2, attn + residual, ffn + residual)
+    host = 4 * nt * spec.n_embd + mask
+    return device, host
+
+
+def _expert_ff(spec: ModelSpec) -> int:
+    value = spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length")
+    return int(value) if isinstance(value, int) else spec.n_ff
+
+
+def estimate(spec: ModelSpec, settings: Settings) -> Needs:
+    c = resolve_context(spec, settings)
+    flash_attn, notes = resolve_flash_attn(settings)
+    kinds, arch_notes = archs.layer_kinds(spec)
+    window = archs.sliding_window(spec)
+    notes += arch_notes
+    if c.ctx > spec.n_ctx_train > 0:
+        notes += (f"context {c.ctx} exceeds the training context {spec.n_ctx_train}",)
+
+    layer_weights = [0] * spec.n_layer
+    layer_experts = [0] * spec.n_layer
+    input_bytes = output_layer_bytes = 0
+    for t in spec.tensors:
+        if t.layer is not None and 0 <= t.layer < spec.n_layer:
+            layer_weights[t.layer] += t.size_bytes
+            if t.is_expert:
+                layer_experts[t.layer] += t.size_bytes
+        elif t.name.startswith("token_embd"):
+            input_bytes += t.size_bytes
+        else:
+            output_layer_bytes += t.size_bytes  # output, output_norm, and blocks beyond n_layer (MTP heads)
+    tied_copy = 0
+    if spec.tied_embeddings:
+        tied_copy = sum(t.size_bytes for t in spec.tensors if t.name == "token_embd.weight")
+
+    n_state_seqs = max(1, c.n_seq)
+    layers = []
+    n_kv_full = 0
+    for il, kind in enumerate(kinds):
+        cells = kv_cells(kind, c, window, settings.swa_full) if kind.has_kv else 0
+        if kind.has_kv and not kind.sliding:
+            n_kv_full = max(n_kv_full, cells)
+        kv = c.n_stream * cells * (quant.row_size(settings.cache_type_k, kind.k_row)
+                                   + quant.row_size(settings.cache_type_v, kind.v_row)) if kind.has_kv else 0
+        layers.append(LayerNeed(il, layer_weights[il], layer_experts[il], kv,
+                                4 * kind.recurrent_floats * n_state_seqs, kind.sliding))
+    n_kv = n_kv_full or max((kv_cells(k, c, window, settings.swa_full) for k in kinds if k.has_kv), default=0)
+    device_compute, host_compute = compute_bytes(spec, c, flash_attn, n_kv)
+
+    return Needs(
+        ctx=c.ctx,
+        n_ctx=c.n_ctx,
+        n_ctx_seq=c.n_ctx_seq,
+        flash_attn=flash_attn,
+        weights_bytes=spec.weights_bytes,
+        kv_cache_bytes=sum(layer.kv_cache_bytes for layer in layers),
+        recurrent_state_bytes=sum(layer.recurrent_state_bytes for layer in layers),
+        compute_bytes=device_compute,
+        host_compute_bytes=host_compute,
+        output_bytes=4 * spec.n_vocab * n_state_seqs,
+        overhead_bytes=settings.gpu_reserve_bytes,
+        layers=tuple(layers),
+        input_bytes=input_bytes,
+        output_layer_bytes=output_layer_bytes,
+        tied_output_copy_bytes=tied_copy,
+        notes=notes,
+    )

@@ -1,0 +1,184 @@
+"""Frozen value types shared by every layer: what a model is, how it is run, what it needs, where it goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MiB = 1024**2
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    ggml_type: str  # "Q4_K", "F16", ...
+    shape: tuple[int, ...]  # ggml order: ne0 first
+    size_bytes: int
+    layer: int | None  # None: not in a block (token_embd, output, output_norm)
+
+    @property
+    def n_elements(self) -> int:
+        n = 1
+        for dim in self.shape:
+            n *= dim
+        return n
+
+    @property
+    def is_expert(self) -> bool:
+        """Routed-expert tensors (`--n-cpu-moe` keeps these on the CPU)."""
+        return "_exps" in self.name
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the estimator needs about one model, read from its header(s)."""
+
+    ref: str
+    name: str
+    architecture: str
+    file_type: str | None
+    n_layer: int
+    n_ctx_train: int
+    n_embd: int
+    n_head: tuple[int, ...]  # per layer
+    n_head_kv: tuple[int, ...]  # per layer; 0 = no KV on that layer
+    head_dim_k: int
+    head_dim_v: int
+    n_vocab: int
+    tensors: tuple[Tensor, ...]
+    file_size_bytes: int
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff: int = 0
+    sliding_window: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def weights_bytes(self) -> int:
+        return sum(t.size_bytes for t in self.tensors)
+
+    @property
+    def parameters(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    @property
+    def tied_embeddings(self) -> bool:
+        return not any(t.name == "output.weight" for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How llama.cpp would be run (llama.cpp's names and defaults) plus fitcheck's own margins."""
+
+    ctx: int | None = None  # None: fitcheck's default (min(8192, n_ctx_train))
+    batch: int = 2048
+    ubatch: int = 512
+    parallel: int = 1
+    kv_unified: bool = False
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: str = "auto"  # on | off | auto
+    swa_full: bool = False
+    gpu_layers: int | None = None  # None: plan it (auto)
+    n_cpu_moe: int | None = None  # None: plan it; -cmoe = n_layer
+    gpu_reserve_bytes: int = 512 * MiB  # CUDA context, cuBLAS workspace, driver: per GPU
+    margin_bytes: int = 512 * MiB  # headroom left free on each device
+    require: str = "any"  # gpu | offload | any
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    total_bytes: int
+    free_bytes: int | None
+    bandwidth_gbps: float | None = None
+
+
+@dataclass(frozen=True)
+class Hardware:
+    source: str  # probe | override
+    gpus: tuple[Gpu, ...]
+    ram_total_bytes: int | None
+    ram_available_bytes: int | None
+    unified_memory: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LayerNeed:
+    """What one repeating block costs, so a planner can place it."""
+
+    index: int
+    weights_bytes: int
+    expert_bytes: int  # part of weights_bytes in routed-expert tensors
+    kv_cache_bytes: int
+    recurrent_state_bytes: int
+    sliding: bool
+
+
+@dataclass(frozen=True)
+class Needs:
+    """The whole model's memory need under one Settings, as llama.cpp would allocate it on one device."""
+
+    ctx: int  # as requested (after defaulting)
+    n_ctx: int  # cells llama.cpp allocates (padded)
+    n_ctx_seq: int
+    flash_attn: bool  # resolved
+    weights_bytes: int
+    kv_cache_bytes: int
+    recurrent_state_bytes: int
+    compute_bytes: int
+    host_compute_bytes: int  # CPU-side compute buffer when layers are offloaded
+    output_bytes: int
+    overhead_bytes: int  # per-GPU reserve (counted once here)
+    layers: tuple[LayerNeed, ...]
+    input_bytes: int  # token_embd (always in RAM)
+    output_layer_bytes: int  # output + output_norm (the "layer" -ngl counts last)
+    tied_output_copy_bytes: int  # token_embd copy placed with the output layer when embeddings are tied
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.weights_bytes + self.kv_cache_bytes + self.recurrent_state_bytes + self.compute_bytes
+                + self.output_bytes + self.overhead_bytes)
+
+
+@dataclass(frozen=True)
+class DeviceUse:
+    name: str
+    kind: str  # gpu | cpu
+    weights_bytes: int
+    kv_cache_bytes: int
+    compute_bytes: int
+    overhead_bytes: int
+    other_bytes: int  # output buffer, recurrent state
+    capacity_bytes: int | None
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes
+                + self.other_bytes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    verdict: str  # gpu | offload | cpu | none
+    gpu_layers: int
+    n_cpu_moe: int
+    max_ctx: int | None
+    command: str
+    devices: tuple[DeviceUse, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    spec: ModelSpec
+    settings: Settings
+    needs: Needs
+    hardware: Hardware
+    plan: Plan
+    notes: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""Turn this machine (or command-line overrides) into a Hardware value."""

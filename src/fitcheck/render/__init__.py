@@ -1,0 +1,1 @@
+"""Renderers turn a Report into a string; only cli.py prints."""

@@ -1,0 +1,88 @@
+"""The JSON document (schema_version 1): the contract CI scripts gate on. Bytes are integers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import __version__
+from ..model import Report
+
+SCHEMA_VERSION = 1
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    spec, s, needs, hw, plan = report.spec, report.settings, report.needs, report.hardware, report.plan
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "fitcheck_version": __version__,
+        "model": {
+            "ref": spec.ref,
+            "name": spec.name,
+            "architecture": spec.architecture,
+            "file_type": spec.file_type,
+            "parameters": spec.parameters,
+            "size_bytes": spec.file_size_bytes,
+            "n_layer": spec.n_layer,
+            "n_ctx_train": spec.n_ctx_train,
+            "n_embd": spec.n_embd,
+            "n_head": max(spec.n_head),
+            "n_head_kv": list(spec.n_head_kv) if len(set(spec.n_head_kv)) > 1 else spec.n_head_kv[0],
+            "n_expert": spec.n_expert,
+            "n_expert_used": spec.n_expert_used,
+            "sliding_window": spec.sliding_window,
+        },
+        "settings": {
+            "ctx": needs.ctx,
+            "n_ctx": needs.n_ctx,
+            "n_ctx_seq": needs.n_ctx_seq,
+            "batch": s.batch,
+            "ubatch": s.ubatch,
+            "parallel": s.parallel,
+            "kv_unified": s.kv_unified,
+            "cache_type_k": s.cache_type_k,
+            "cache_type_v": s.cache_type_v,
+            "flash_attn": "on" if needs.flash_attn else "off",
+            "flash_attn_requested": s.flash_attn,
+            "swa_full": s.swa_full,
+            "gpu_layers": plan.gpu_layers,
+            "n_cpu_moe": plan.n_cpu_moe,
+            "gpu_reserve_bytes": s.gpu_reserve_bytes,
+            "margin_bytes": s.margin_bytes,
+            "require": s.require,
+        },
+        "memory": {
+            "weights_bytes": needs.weights_bytes,
+            "kv_cache_bytes": needs.kv_cache_bytes,
+            "recurrent_state_bytes": needs.recurrent_state_bytes,
+            "compute_bytes": needs.compute_bytes,
+            "output_bytes": needs.output_bytes,
+            "overhead_bytes": needs.overhead_bytes,
+            "total_bytes": needs.total_bytes,
+        },
+        "hardware": {
+            "source": hw.source,
+            "gpus": [{"index": g.index, "name": g.name, "total_bytes": g.total_bytes, "free_bytes": g.free_bytes,
+                      "bandwidth_gbps": g.bandwidth_gbps} for g in hw.gpus],
+            "ram": {"total_bytes": hw.ram_total_bytes, "available_bytes": hw.ram_available_bytes},
+            "unified_memory": hw.unified_memory,
+        },
+        "plan": {
+            "verdict": plan.verdict,
+            "gpu_layers": plan.gpu_layers,
+            "n_cpu_moe": plan.n_cpu_moe,
+            "max_ctx": plan.max_ctx,
+            "command": plan.command,
+            "devices": [{"name": d.name, "kind": d.kind, "weights_bytes": d.weights_bytes,
+                         "kv_cache_bytes": d.kv_cache_bytes, "compute_bytes": d.compute_bytes,
+                         "overhead_bytes": d.overhead_bytes, "other_bytes": d.other_bytes,
+                         "total_bytes": d.total_bytes, "capacity_bytes": d.capacity_bytes} for d in plan.devices],
+        },
+        "speed": None,
+        "exact": None,
+        "notes": list(report.notes),
+    }
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2)

@@ -1,0 +1,123 @@
+"""The human view: model facts, memory parts, each device against its capacity, verdict, command, notes."""
+
+from __future__ import annotations
+
+import io
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..model import GiB, MiB, Report
+
+VERDICT_TEXT = {
+    "gpu": ("fits on the GPU", "bold green"),
+    "offload": ("fits with partial offload", "bold yellow"),
+    "cpu": ("runs on the CPU (RAM only)", "bold yellow"),
+    "none": ("does not fit", "bold red"),
+}
+
+
+def size(n: int | None) -> str:
+    """Binary units: GiB from 1 GiB up, MiB below."""
+    if n is None:
+        return "?"
+    return f"{n / GiB:.2f} GiB" if abs(n) >= GiB else f"{n / MiB:.1f} MiB"
+
+
+def gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / GiB:.2f}"
+
+
+def bar(used: int, capacity: int | None, width: int = 10) -> Text:
+    if not capacity:
+        return Text("no capacity" if capacity == 0 else "unknown", style="dim")
+    ratio = used / capacity
+    filled = min(width, round(ratio * width))
+    style = "green" if ratio <= 0.9 else "yellow" if ratio <= 1 else "red"
+    return Text("█" * filled + "░" * (width - filled), style=style) + Text(f" {ratio:4.0%}")
+
+
+def _model_line(report: Report) -> Text:
+    spec = report.spec
+    params = spec.parameters
+    scale = f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
+    parts = [spec.architecture, spec.file_type or "?", f"{scale} params", f"{size(spec.file_size_bytes)} file",
+             f"{spec.n_layer} layers", f"trained ctx {spec.n_ctx_train:,}"]
+    if spec.n_expert:
+        parts.append(f"{spec.n_expert_used}/{spec.n_expert} experts")
+    if spec.sliding_window:
+        parts.append(f"window {spec.sliding_window:,}")
+    return Text(spec.name, style="bold") + Text("  " + " · ".join(parts))
+
+
+def _settings_line(report: Report) -> Text:
+    s, needs = report.settings, report.needs
+    ctx = f"ctx {needs.ctx:,}" + ("" if s.ctx else " (default)")
+    if needs.n_ctx != needs.ctx:
+        ctx += f" → {needs.n_ctx:,} cells"
+    items = [ctx, f"K {s.cache_type_k} / V {s.cache_type_v}",
+             f"flash-attn {'on' if needs.flash_attn else 'off'}" + (" (auto)" if s.flash_attn == "auto" else ""),
+             f"batch {s.batch}/{s.ubatch}", f"parallel {s.parallel}" + (" unified" if s.kv_unified else ""),
+             f"GPU reserve {size(s.gpu_reserve_bytes)}", f"margin {size(s.margin_bytes)}"]
+    if s.swa_full:
+        items.append("swa-full")
+    return Text("assumes  " + " · ".join(items), style="dim")
+
+
+def _memory_table(report: Report) -> Table:
+    needs = report.needs
+    table = Table(title="Memory (whole model on one device)", box=box.SIMPLE_HEAVY, title_justify="left")
+    table.add_column("part")
+    table.add_column("size (GiB/MiB)", justify="right")
+    table.add_column("share", justify="right")
+    rows = [("weights", needs.weights_bytes), ("KV cache", needs.kv_cache_bytes),
+            ("recurrent state", needs.recurrent_state_bytes), ("compute buffer", needs.compute_bytes),
+            ("output buffer", needs.output_bytes), ("overhead (GPU reserve)", needs.overhead_bytes)]
+    total = needs.total_bytes or 1
+    for label, value in rows:
+        if value or label in ("weights", "KV cache"):
+            table.add_row(label, size(value), f"{value / total:.1%}")
+    table.add_row(Text("total", style="bold"), Text(size(needs.total_bytes), style="bold"), "100%")
+    return table
+
+
+def _device_table(report: Report) -> Table:
+    table = Table(title="Placement (GiB, binary)", box=box.SIMPLE_HEAVY, title_justify="left")
+    for col in ("device", "weights", "KV", "compute", "other", "reserve", "total", "capacity", "use"):
+        table.add_column(col, justify="left" if col in ("device", "use") else "right", no_wrap=col != "device")
+    for d in report.plan.devices:
+        cells = [d.weights_bytes, d.kv_cache_bytes, d.compute_bytes, d.other_bytes, d.overhead_bytes, d.total_bytes]
+        table.add_row(d.name, *(gib(v) for v in cells), gib(d.capacity_bytes), bar(d.total_bytes, d.capacity_bytes))
+    return table
+
+
+def _verdict(report: Report) -> Group:
+    plan, spec = report.plan, report.spec
+    text, style = VERDICT_TEXT[plan.verdict]
+    line = Text("verdict  ") + Text(text, style=style)
+    if plan.verdict == "offload":
+        line += Text(f"  ({plan.gpu_layers} of {spec.n_layer + 1} layers on GPU"
+                     + (f", experts of {plan.n_cpu_moe} blocks in RAM" if plan.n_cpu_moe else "") + ")")
+    lines = [line]
+    if plan.max_ctx:
+        lines.append(Text(f"max context with this verdict: {plan.max_ctx:,}"))
+    lines.append(Text("run      ") + Text(plan.command, style="cyan"))
+    return Group(*lines)
+
+
+def render_table(report: Report, width: int = 100, color: bool = True) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False, soft_wrap=False)
+    console.print(_model_line(report))
+    console.print(_settings_line(report))
+    console.print(_memory_table(report))
+    console.print(_device_table(report))
+    console.print(_verdict(report))
+    if report.notes:
+        console.print(Text("notes", style="bold"))
+        for note in report.notes:
+            console.print(Text(f"  • {note}"))
+    return out.getvalue()

@@ -1,0 +1,1 @@
+"""Turn a model reference into a ModelSpec. Sources do I/O and nothing else."""

@@ -1,0 +1,223 @@
+"""A streaming GGUF header parser over any random-access byte source.
+
+Written by hand because gguf.GGUFReader memory-maps the whole file and builds every array, including the
+tensor data and 150k tokenizer strings: here only the metadata and tensor infos are read, large arrays are
+skipped (numeric ones by seeking, so a ranged HTTP source never fetches them), and every length from the
+file is checked against the bytes that can exist before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import InputError
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+GGML_MAX_DIMS = 4
+MAX_KV_COUNT = 1 << 20
+MAX_TENSOR_COUNT = 1 << 24
+MAX_STRING_BYTES = 1 << 24  # a single metadata string (chat templates are ~10 KiB)
+SMALL_ARRAY = 4096  # arrays up to this many elements are kept; longer ones are summarised
+UNKNOWN_SIZE_CAP = 1 << 36  # sanity bound when the source cannot tell its size
+
+# GGUF value types: id -> (name, struct format or None for string/array)
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+
+
+class ByteSource(Protocol):
+    """Random access to a file's bytes: a local file or a ranged HTTP reader."""
+
+    @property
+    def size(self) -> int | None: ...
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset`; fewer only at the end of the data."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArraySummary:
+    """A long array that was skipped, not read."""
+
+    element_type: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dims: tuple[int, ...]  # ggml order: ne0 first
+    type_id: int
+    offset: int  # relative to the data section
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    version: int
+    metadata: dict[str, Any]
+    tensors: tuple[TensorInfo, ...]
+    alignment: int
+    header_bytes: int  # where the tensor infos end
+    data_offset: int  # header_bytes padded to the alignment
+
+
+class _Cursor:
+    """Sequential reads with read-ahead over a ByteSource, and seeks that fetch nothing."""
+
+    def __init__(self, source: ByteSource, name: str, readahead: int) -> None:
+        self.source = source
+        self.name = name
+        self.readahead = readahead
+        self.limit = source.size if source.size is not None else UNKNOWN_SIZE_CAP
+        self.pos = 0
+        self._buf = b""
+        self._buf_start = 0
+
+    def _corrupt(self, what: str) -> InputError:
+        return InputError(f"{self.name}: not a valid GGUF header ({what} at byte {self.pos})",
+                          hint="the file may be truncated or corrupt; re-download it")
+
+    def need(self, n: int, what: str) -> None:
+        if n < 0 or self.pos + n > self.limit:
+            raise self._corrupt(f"{what} runs past the end of the file")
+
+    def take(self, n: int, what: str) -> bytes:
+        self.need(n, what)
+        rel = self.pos - self._buf_start
+        if rel < 0 or rel + n > len(self._buf):
+            want = min(max(n, self.readahead), self.limit - self.pos)
+            self._buf = self.source.read_at(self.pos, want)
+            self._buf_start = self.pos
+            rel = 0
+            if len(self._buf) < n:
+                raise self._corrupt(f"{what} runs past the end of the data")
+        self.pos += n
+        return self._buf[rel:rel + n]
+
+    def skip(self, n: int, what: str) -> None:
+        self.need(n, what)
+        self.pos += n
+
+    def unpack(self, fmt: str, what: str) -> Any:
+        size = struct.calcsize("<" + fmt)
+        return struct.unpack("<" + fmt, self.take(size, what))[0]
+
+    def string(self, what: str) -> str:
+        length = self.unpack("Q", what + " length")
+        if length > MAX_STRING_BYTES:
+            self.need(length, what)  # a real file may have it; a corrupt length fails here, unallocated
+            raise self._corrupt(f"{what} of {length} bytes")
+        return self.take(length, what).decode("utf-8", errors="replace")
+
+    def skip_strings(self, count: int, what: str) -> None:
+        """Walk `count` length-prefixed strings without decoding them (tokenizer vocabularies).
+
+        A tight loop over the buffer: 150k tokens must cost milliseconds, not a Python object each.
+        """
+        unpack_length = struct.Struct("<Q").unpack_from
+        for _ in range(count):
+            rel = self.pos - self._buf_start
+            if rel < 0 or rel + 8 > len(self._buf):
+                self.take(8, what)  # refills the buffer from pos
+                self.pos -= 8
+                rel = 0
+            (length,) = unpack_length(self._buf, rel)
+            self.skip(8 + length, what)
+
+
+def _value(cur: _Cursor, type_id: int, key: str) -> Any:
+    if type_id in _SCALARS:
+        return cur.unpack(_SCALARS[type_id], key)
+    if type_id == _STRING:
+        return cur.string(key)
+    if type_id == _ARRAY:
+        elem_type = cur.unpack("I", key + " array type")
+        count = cur.unpack("Q", key + " array length")
+        if elem_type in _SCALARS:
+            width = struct.calcsize("<" + _SCALARS[elem_type])
+            cur.need(count * width, key)
+            if count > SMALL_ARRAY:
+                cur.skip(count * width, key)
+                return ArraySummary(elem_type, count)
+            return list(struct.unpack(f"<{count}{_SCALARS[elem_type]}", cur.take(count * width, key)))
+        if elem_type == _STRING:
+            cur.need(count * 8, key)  # each string has at least its 8-byte length
+            if count > SMALL_ARRAY:
+                cur.skip_strings(count, key)
+                return ArraySummary(elem_type, count)
+            return [cur.string(key) for _ in range(count)]
+        raise cur._corrupt(f"{key}: unsupported array element type {elem_type}")
+    raise cur._corrupt(f"{key}: unknown value type {type_id}")
+
+
+def parse_header(source: ByteSource, name: str, readahead: int = 1 << 20) -> GGUFHeader:
+    """Parse metadata and tensor infos; never touches the tensor data."""
+    cur = _Cursor(source, name, readahead)
+    if (source.size is not None and source.size < 4) or cur.take(min(4, cur.limit), "magic") != GGUF_MAGIC:
+        raise InputError(f"{name}: not a GGUF file (no GGUF magic)",
+                         hint="fitcheck reads .gguf files; convert safetensors with llama.cpp's convert_hf_to_gguf.py")
+    version = cur.unpack("I", "version")
+    if version not in (2, 3):
+        raise InputError(f"{name}: unsupported GGUF version {version}", hint="fitcheck reads GGUF v2 and v3")
+    n_tensors = cur.unpack("Q", "tensor count")
+    n_kv = cur.unpack("Q", "metadata count")
+    if n_kv > MAX_KV_COUNT or n_tensors > MAX_TENSOR_COUNT:
+        raise cur._corrupt(f"implausible counts ({n_tensors} tensors, {n_kv} keys)")
+    cur.need(n_kv * 13, "metadata")  # key length (8) + 1-byte key + type (4), at least
+
+    metadata: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = cur.string("metadata key")
+        type_id = cur.unpack("I", key + " type")
+        metadata[key] = _value(cur, type_id, key)
+
+    cur.need(n_tensors * 29, "tensor infos")  # name length, n_dims, one dim, type, offset, at least
+    tensors = []
+    for _ in range(n_tensors):
+        tname = cur.string("tensor name")
+        n_dims = cur.unpack("I", tname + " n_dims")
+        if not 1 <= n_dims <= GGML_MAX_DIMS:
+            raise cur._corrupt(f"tensor {tname} has {n_dims} dimensions")
+        dims = struct.unpack(f"<{n_dims}Q", cur.take(8 * n_dims, tname + " dims"))
+        type_id = cur.unpack("I", tname + " type")
+        offset = cur.unpack("Q", tname + " offset")
+        tensors.append(TensorInfo(tname, tuple(dims), type_id, offset))
+
+    alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise cur._corrupt(f"general.alignment {alignment!r} is not a power of two")
+    data_offset = (cur.pos + alignment - 1) // alignment * alignment
+    return GGUFHeader(version, metadata, tuple(tensors), alignment, cur.pos, data_offset)
+
+
+class FileSource:
+    """A local file as a ByteSource (reads only what the parser asks for)."""
+
+    def __init__(self, path: str) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()/context manager
+        self._file.seek(0, 2)
+        self._size = self._file.tell()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        self._file.seek(offset)
+        return self._file.read(length)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,62 @@
+"""Shared fixtures: header-only GGUFs built with gguf's writer (through fitcheck.synth)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fitcheck import synth
+from fitcheck.model import ModelSpec
+from fitcheck.sources.gguf import load_local
+
+MakeGGUF = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gguf")
+
+
+@pytest.fixture(scope="session")
+def make_gguf(gguf_dir: Path) -> MakeGGUF:
+    """make_gguf(name, arch, metadata, tensors, split_max_tensors=0) -> path of the (first) file."""
+    counter = iter(range(10**6))
+
+    def make(name: str, arch: str, metadata: dict[str, Any], tensors: list[synth.TensorSpec],
+             split_max_tensors: int = 0) -> Path:
+        folder = gguf_dir / f"m{next(counter)}"
+        folder.mkdir()
+        path = folder / f"{name}.gguf"
+        synth.write_header_only(path, arch, metadata, tensors, split_max_tensors=split_max_tensors)
+        if split_max_tensors:
+            return sorted(folder.glob("*.gguf"))[0]
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def llama8b_path(make_gguf: MakeGGUF) -> Path:
+    meta, tensors = synth.llama_layout()
+    return make_gguf("llama8b", "llama", meta, tensors)
+
+
+@pytest.fixture(scope="session")
+def llama8b(llama8b_path: Path) -> ModelSpec:
+    return load_local(str(llama8b_path))
+
+
+@pytest.fixture(scope="session")
+def gemma3(make_gguf: MakeGGUF) -> ModelSpec:
+    meta, tensors = synth.gemma3_layout()
+    return load_local(str(make_gguf("gemma3", "gemma3", meta, tensors)))
+
+
+@pytest.fixture(scope="session")
+def llama70b(make_gguf: MakeGGUF) -> ModelSpec:
+    meta, tensors = synth.llama_layout(n_layer=80, n_embd=8192, n_head=64, n_head_kv=8, n_ff=28672,
+                                       with_vocab=False, name="Llama-3-70B-shaped")
+    return load_local(str(make_gguf("llama70b", "llama", meta, tensors)))

@@ -1,0 +1,33 @@
+import pytest
+
+from fitcheck.errors import UsageError
+from fitcheck.units import parse_ctx, parse_memory, parse_memory_list
+
+
+@pytest.mark.parametrize("text,value", [("32k", 32768), ("32K", 32768), ("32768", 32768), ("128k", 131072),
+                                        ("1M", 1048576), ("4096", 4096)])
+def test_contexts(text, value):
+    assert parse_ctx(text) == value
+
+
+@pytest.mark.parametrize("text,value", [("12G", 12 * 2**30), ("12GiB", 12 * 2**30), ("12GB", 12 * 10**9),
+                                        ("512M", 512 * 2**20), ("512MiB", 512 * 2**20), ("1.5G", 3 * 2**29),
+                                        ("1T", 2**40), ("1000", 1000)])
+def test_memory(text, value):
+    assert parse_memory(text) == value
+
+
+def test_memory_list():
+    assert parse_memory_list("24G,12G") == [24 * 2**30, 12 * 2**30]
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-5", "1.5", "32x"])
+def test_bad_context(text):
+    with pytest.raises(UsageError):
+        parse_ctx(text)
+
+
+@pytest.mark.parametrize("text", ["", "G", "12Q", "twelve"])
+def test_bad_memory(text):
+    with pytest.raises(UsageError):
+        parse_memory(text)
