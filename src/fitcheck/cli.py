@@ -118,9 +118,7 @@ def build_report(ref: str, settings: Settings, *, vram: list[int] | None, ram: i
 def run() -> None:
     """Console entry point: one line on stderr and a distinct exit code for every failure."""
     try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = app(standalone_mode=False)
     except FitcheckError as exc:
         if os.environ.get("FITCHECK_DEBUG"):
             raise
@@ -129,16 +127,17 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected: one line, never a traceback
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            print(f"error: {exc.format_message()} (hint: fitcheck --help)", file=sys.stderr)
+    except Exception as exc:
+        # Typer's usage errors (bad option, bad choice) carry format_message(); its Abort is Ctrl-C.
+        if hasattr(exc, "format_message"):
+            message = " ".join(exc.format_message().split())
+            print(f"error: {message} (hint: fitcheck --help)", file=sys.stderr)
             sys.exit(EXIT_USAGE)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
         if os.environ.get("FITCHECK_DEBUG"):
             raise
         print(f"error: internal error: {type(exc).__name__}: {exc} (hint: rerun with FITCHECK_DEBUG=1 and report it)",
               file=sys.stderr)
         sys.exit(EXIT_INPUT)
+    sys.exit(code if isinstance(code, int) else 0)
