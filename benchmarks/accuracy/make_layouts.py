@@ -359,7 +359,7 @@ def glm4moe() -> dict:
 
 def phi3() -> dict:
     a, L, E, H, FF, V = "phi3", 8, 3072, 32, 8192, 32064
-    m = base_meta(a, "Phi-3-mini-4k-instruct", L, 4096, E)
+    m = base_meta(a, "Phi 3 Mini 4K Instruct", L, 4096, E)  # a name containing "phi-3"/"phi3" makes llama.cpp require <|endoftext|>
     m.update({f"{a}.feed_forward_length": FF, f"{a}.attention.head_count": H, f"{a}.attention.head_count_kv": H,
               f"{a}.attention.layer_norm_rms_epsilon": 1e-5, f"{a}.rope.dimension_count": 96,
               f"{a}.rope.freq_base": 10000.0, f"{a}.attention.sliding_window": 2047,
