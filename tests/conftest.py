@@ -60,3 +60,26 @@ def llama70b(make_gguf: MakeGGUF) -> ModelSpec:
     meta, tensors = synth.llama_layout(n_layer=80, n_embd=8192, n_head=64, n_head_kv=8, n_ff=28672,
                                        with_vocab=False, name="Llama-3-70B-shaped")
     return load_local(str(make_gguf("llama70b", "llama", meta, tensors)))
+
+
+@pytest.fixture(scope="session")
+def qwen3_30b_a3b(make_gguf: MakeGGUF) -> ModelSpec:
+    meta, tensors = synth.moe_layout()
+    return load_local(str(make_gguf("qwen3-30b-a3b", "qwen3moe", meta, tensors)))
+
+
+@pytest.fixture(scope="session")
+def gpt_oss_120b(make_gguf: MakeGGUF) -> ModelSpec:
+    """gpt-oss-120b's shapes: 36 layers, 128 experts (4 used) in MXFP4, sliding window 128 on every other layer."""
+    meta, tensors = synth.moe_layout(arch="gpt-oss", n_layer=36, n_embd=2880, n_head=64, n_head_kv=8, head_dim=64,
+                                     n_expert=128, n_expert_used=4, n_ff_exp=2880, n_vocab=201088,
+                                     n_ctx_train=131072, weight_type="Q8_0", expert_type="MXFP4",
+                                     output_type="Q8_0", window=128, name="gpt-oss-120b-shaped", file_type=38)
+    return load_local(str(make_gguf("gpt-oss-120b", "gpt-oss", meta, tensors)))
+
+
+@pytest.fixture(scope="session")
+def llama405b(make_gguf: MakeGGUF) -> ModelSpec:
+    meta, tensors = synth.llama_layout(n_layer=126, n_embd=16384, n_head=128, n_head_kv=8, n_ff=53248,
+                                       with_vocab=False, name="Llama-3.1-405B-shaped")
+    return load_local(str(make_gguf("llama405b", "llama", meta, tensors)))

@@ -74,8 +74,8 @@ def kv_cells(kind: archs.LayerKind, c: Context, window: int, swa_full: bool) -> 
     return c.n_ctx_seq
 
 
-def compute_bytes(spec: ModelSpec, c: Context, flash_attn: bool, n_kv: int) -> tuple[int, int]:
-    """(device compute buffer, host compute buffer) for the worst-case micro-batch graph.
+def compute_bytes(spec: ModelSpec, c: Context, flash_attn: bool, n_kv: int) -> tuple[int, int, int]:
+    """(output device's, blocks-only device's, host's) compute buffer for the worst-case micro-batch graph.
 
     ggml-alloc reuses memory between graph nodes, so the buffer is the peak of the live tensors, not their
     sum. The peak is the largest of three phases, each with the residual stream alive (4 bytes x n_embd
@@ -99,9 +99,9 @@ def compute_bytes(spec: ModelSpec, c: Context, flash_attn: bool, n_kv: int) -> t
     if spec.n_expert_used:
         n_ff = max(n_ff, _expert_ff(spec) * spec.n_expert_used)
     ffn = 4 * nt * 2 * n_ff
-    device = max(logits + residual // 2, attn + residual, ffn + residual)
+    layers_only = max(attn, ffn) + residual
     host = 4 * nt * spec.n_embd + mask
-    return device, host
+    return max(logits + residual // 2, layers_only), layers_only, host
 
 
 def _expert_ff(spec: ModelSpec) -> int:
@@ -146,7 +146,7 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         layers.append(LayerNeed(il, layer_weights[il], layer_experts[il], kv,
                                 4 * kind.recurrent_floats * n_state_seqs, kind.sliding))
     n_kv = n_kv_full or max((kv_cells(k, c, window, settings.swa_full) for k in kinds if k.has_kv), default=0)
-    device_compute, host_compute = compute_bytes(spec, c, flash_attn, n_kv)
+    device_compute, layer_compute, host_compute = compute_bytes(spec, c, flash_attn, n_kv)
 
     return Needs(
         ctx=c.ctx,
@@ -157,6 +157,7 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         kv_cache_bytes=sum(layer.kv_cache_bytes for layer in layers),
         recurrent_state_bytes=sum(layer.recurrent_state_bytes for layer in layers),
         compute_bytes=device_compute,
+        layer_compute_bytes=layer_compute,
         host_compute_bytes=host_compute,
         output_bytes=4 * spec.n_vocab * n_state_seqs,
         overhead_bytes=settings.gpu_reserve_bytes,

@@ -83,6 +83,8 @@ class Settings:
     swa_full: bool = False
     gpu_layers: int | None = None  # None: plan it (auto)
     n_cpu_moe: int | None = None  # None: plan it; -cmoe = n_layer
+    tensor_split: tuple[float, ...] | None = None  # -ts: shares per accelerator (RPC first, as llama.cpp)
+    tensor_overrides: tuple[tuple[str, str], ...] = ()  # -ot REGEX=DEVICE, first match wins
     gpu_reserve_bytes: int = 512 * MiB  # CUDA context, cuBLAS workspace, driver: per GPU
     margin_bytes: int = 512 * MiB  # headroom left free on each device
     require: str = "any"  # gpu | offload | any
@@ -95,6 +97,7 @@ class Gpu:
     total_bytes: int
     free_bytes: int | None
     bandwidth_gbps: float | None = None
+    remote: str | None = None  # host:port of an llama.cpp RPC server
 
 
 @dataclass(frozen=True)
@@ -130,8 +133,9 @@ class Needs:
     weights_bytes: int
     kv_cache_bytes: int
     recurrent_state_bytes: int
-    compute_bytes: int
-    host_compute_bytes: int  # CPU-side compute buffer when layers are offloaded
+    compute_bytes: int  # the device holding the output layer (logits included)
+    layer_compute_bytes: int  # a device holding only blocks (no logits)
+    host_compute_bytes: int  # CPU-side compute buffer when every layer is offloaded
     output_bytes: int
     overhead_bytes: int  # per-GPU reserve (counted once here)
     layers: tuple[LayerNeed, ...]
@@ -168,10 +172,12 @@ class Plan:
     verdict: str  # gpu | offload | cpu | none
     gpu_layers: int
     n_cpu_moe: int
-    max_ctx: int | None
+    max_ctx: int | None  # largest context that keeps this verdict
+    max_ctx_gpu: int | None  # largest context with everything on the accelerators
     command: str
     devices: tuple[DeviceUse, ...]
     notes: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,153 +1,124 @@
-"""The pure planner: where llama.cpp would put each part, and the best placement that fits.
+"""The pure planner: the placement a llama.cpp expert would choose, its verdict, context limits and command.
 
-Placement follows llama.cpp (src/llama-model.cpp load_tensors): `-ngl N` offloads the last N of the
-n_layer + 1 "layers", the output layer counting as the last; token_embd stays on the CPU; a model with tied
-embeddings gets a copy of token_embd on the output layer's device; GPU layers are split across devices in
-proportion to their free memory; `--n-cpu-moe N` keeps the routed experts of blocks 0..N-1 on the CPU.
+Search: for a dense model, the largest -ngl that fits. For a mixture of experts, also all layers on the
+accelerators with the routed experts of the first N blocks in RAM (--n-cpu-moe N, smallest N that fits), and
+-cmoe with the largest -ngl; the winner keeps the most weight bytes read per token in accelerator memory
+(attention, shared experts and the KV cache first, then whole blocks' experts). A user's -ngl is evaluated
+as given, never re-planned.
 """
 
 from __future__ import annotations
 
-import bisect
 import shlex
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
 from .estimate import estimate
-from .model import DeviceUse, Hardware, ModelSpec, Needs, Plan, Settings
+from .model import GiB, Hardware, ModelSpec, Needs, Plan, Settings
+from .placement import Placement, Target, layer_loads, place, targets
 
 VERDICT_RANK = {"gpu": 3, "offload": 2, "cpu": 1, "none": 0}
-
-
-@dataclass(frozen=True)
-class Placement:
-    gpu_layers: int
-    n_cpu_moe: int
-    devices: tuple[DeviceUse, ...]  # GPUs first, CPU last
-    fits: bool
-
-
-def gpu_capacities(hw: Hardware, settings: Settings) -> list[int]:
-    return [max(0, (g.free_bytes if g.free_bytes is not None else g.total_bytes) - settings.margin_bytes)
-            for g in hw.gpus]
-
-
-def ram_capacity(hw: Hardware, settings: Settings) -> int | None:
-    if hw.ram_available_bytes is None:
-        return None
-    return max(0, hw.ram_available_bytes - settings.margin_bytes)
-
-
-def layer_devices(n_layer: int, gpu_layers: int, capacities: list[int]) -> list[int | None]:
-    """Device index for each of the n_layer + 1 layers (last = output); None = CPU."""
-    n_gpu = len(capacities)
-    act = min(gpu_layers, n_layer + 1) if n_gpu else 0
-    start = max(n_layer - gpu_layers, 0)
-    total = sum(capacities) or 1
-    splits, acc = [], 0
-    for cap in capacities:
-        acc += cap
-        splits.append(acc / total if sum(capacities) else (len(splits) + 1) / n_gpu)
-    devices: list[int | None] = []
-    for il in range(n_layer + 1):
-        if not act or il < start or (il == n_layer and gpu_layers <= n_layer):
-            devices.append(None)
-        else:
-            devices.append(min(bisect.bisect_right(splits, (il - start) / act), n_gpu - 1))
-    return devices
-
-
-def place(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, gpu_layers: int,
-          n_cpu_moe: int) -> Placement:
-    caps = gpu_capacities(hw, settings)
-    where = layer_devices(spec.n_layer, gpu_layers, caps)
-    n_dev = len(caps)
-    weights = [0] * (n_dev + 1)  # index n_dev = CPU
-    kv = [0] * (n_dev + 1)
-    other = [0] * (n_dev + 1)
-    for layer, dev in zip(needs.layers, where):
-        d = n_dev if dev is None else dev
-        experts_to_cpu = layer.expert_bytes if (dev is not None and layer.index < n_cpu_moe) else 0
-        weights[d] += layer.weights_bytes - experts_to_cpu
-        weights[n_dev] += experts_to_cpu
-        kv[d] += layer.kv_cache_bytes
-        other[d] += layer.recurrent_state_bytes
-    out_dev = n_dev if where[-1] is None else where[-1]
-    weights[out_dev] += needs.output_layer_bytes
-    if out_dev != n_dev:
-        weights[out_dev] += needs.tied_output_copy_bytes
-    weights[n_dev] += needs.input_bytes
-    other[n_dev] += needs.output_bytes
-
-    used = [any(w == i for w in where) for i in range(n_dev)]
-    devices = []
-    for i, gpu in enumerate(hw.gpus):
-        devices.append(DeviceUse(
-            name=gpu.name, kind="gpu", weights_bytes=weights[i], kv_cache_bytes=kv[i],
-            compute_bytes=needs.compute_bytes if used[i] else 0,
-            overhead_bytes=settings.gpu_reserve_bytes if used[i] else 0, other_bytes=other[i],
-            capacity_bytes=caps[i]))
-    any_gpu = any(used)
-    # The CPU computes the layers it holds; with the output layer on the CPU that includes the logits.
-    cpu_compute = needs.compute_bytes if (not any_gpu or where[-1] is None) else needs.host_compute_bytes
-    ram_cap = ram_capacity(hw, settings)
-    devices.append(DeviceUse(name="CPU (RAM)", kind="cpu", weights_bytes=weights[n_dev], kv_cache_bytes=kv[n_dev],
-                             compute_bytes=cpu_compute, overhead_bytes=0, other_bytes=other[n_dev],
-                             capacity_bytes=ram_cap))
-    fits = all(d.capacity_bytes is None or d.total_bytes <= d.capacity_bytes for d in devices)
-    return Placement(gpu_layers, n_cpu_moe, tuple(devices), fits)
+ALL = 10**6  # -ngl all / -cmoe
 
 
 def verdict_of(p: Placement, n_layer: int) -> str:
     if not p.fits:
         return "none"
-    on_gpu = any(d.kind == "gpu" and d.total_bytes > 0 for d in p.devices)
-    if not on_gpu:
+    if not any(d.kind != "cpu" and d.total_bytes > 0 for d in p.devices):
         return "cpu"
-    return "gpu" if p.gpu_layers > n_layer and p.n_cpu_moe == 0 else "offload"
+    return "offload" if p.partial else "gpu"
+
+
+def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """Largest x in [lo, hi] with ok(x), for ok true up to a point and false after it."""
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+    return lo
+
+
+def _smallest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    if not ok(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
+    return lo
+
+
+def _accel_fit(p: Placement) -> bool:
+    return all(d.capacity_bytes is None or d.total_bytes <= d.capacity_bytes for d in p.devices if d.kind != "cpu")
 
 
 def best_placement(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware) -> Placement:
-    """The user's -ngl/--n-cpu-moe as given, else the most layers on the GPU(s) that still fits."""
+    tgts = targets(hw, settings)
+    loads = layer_loads(spec, needs, settings, [t.name for t in tgts])
     full = spec.n_layer + 1
-    n_cpu_moe = min(settings.n_cpu_moe or 0, spec.n_layer)
-    if settings.gpu_layers is not None:
-        return place(spec, needs, settings, hw, min(settings.gpu_layers, full) if hw.gpus else 0, n_cpu_moe)
-    if not hw.gpus:
-        return place(spec, needs, settings, hw, 0, n_cpu_moe)
-    for ngl in range(full, -1, -1):
-        p = place(spec, needs, settings, hw, ngl, n_cpu_moe)
-        if p.fits:
-            return p
-    return place(spec, needs, settings, hw, full, n_cpu_moe)
+    has_accel = len(tgts) > 1
+
+    def at(ngl: int, ncmoe: int) -> Placement:
+        return place(spec, needs, settings, tgts, loads, min(ngl, full) if has_accel else 0, min(ncmoe, spec.n_layer))
+
+    user_ncmoe = settings.n_cpu_moe
+    if settings.gpu_layers is not None or not has_accel:
+        return at(settings.gpu_layers if settings.gpu_layers is not None else 0, user_ncmoe or 0)
+
+    candidates: list[Placement] = []
+
+    def largest_ngl(ncmoe: int) -> None:
+        # accelerator use grows with -ngl and RAM use shrinks: the largest -ngl that fits the accelerators
+        # is the only candidate; if RAM does not hold the rest there, it holds it nowhere.
+        ngl = _largest(0, full, lambda n: _accel_fit(at(n, ncmoe)))
+        if ngl is not None:
+            candidates.append(at(ngl, ncmoe))
+
+    if user_ncmoe is not None:
+        largest_ngl(user_ncmoe)
+    else:
+        largest_ngl(0)
+        if any(load.expert_bytes for load in loads):
+            ncmoe = _smallest(0, spec.n_layer, lambda n: _accel_fit(at(full, n)))
+            if ncmoe is not None:
+                candidates.append(at(full, ncmoe))
+            largest_ngl(spec.n_layer)
+    fitting = [p for p in candidates if p.fits]
+    if fitting:
+        return max(fitting, key=lambda p: (p.gpu_bytes_per_token, p.gpu_layers, -p.n_cpu_moe))
+    cpu_only = at(0, 0)
+    return cpu_only if cpu_only.fits else at(full, 0)
 
 
-def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, verdict: str) -> int | None:
-    """The largest context (a multiple of 256, at most the training context) that keeps the verdict."""
-    if verdict == "none":
+def _plan_verdict(spec: ModelSpec, settings: Settings, hw: Hardware, ctx: int) -> str:
+    s = replace(settings, ctx=ctx)
+    return verdict_of(best_placement(spec, estimate(spec, s), s, hw), spec.n_layer)
+
+
+def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, at_least: str) -> int | None:
+    """The largest context (a multiple of 256, at most the training context) whose verdict is at least this."""
+    if at_least == "none":
         return None
-    rank = VERDICT_RANK[verdict]
-
-    def holds(ctx: int) -> bool:
-        s = replace(settings, ctx=ctx)
-        p = best_placement(spec, estimate(spec, s), s, hw)
-        return VERDICT_RANK[verdict_of(p, spec.n_layer)] >= rank
-
-    lo, hi = 0, max(spec.n_ctx_train, 256) // 256
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if holds(mid * 256):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo * 256 if lo else None
+    rank = VERDICT_RANK[at_least]
+    top = max(spec.n_ctx_train, 256) // 256
+    found = _largest(1, top, lambda k: VERDICT_RANK[_plan_verdict(spec, settings, hw, k * 256)] >= rank)
+    return found * 256 if found else None
 
 
-def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, model_arg: list[str]) -> str:
+def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, model_arg: list[str],
+            tgts: list[Target]) -> str:
     parts = ["llama-server", *model_arg, "-c", str(needs.ctx)]
-    if any(d.kind == "gpu" for d in p.devices):
+    rpc = [t.name[4:-1] for t in tgts if t.kind == "rpc"]
+    if rpc:
+        parts += ["--rpc", ",".join(rpc)]
+    if len(tgts) > 1:
         parts += ["-ngl", str(p.gpu_layers)]
     if p.n_cpu_moe:
         parts += ["-cmoe"] if p.n_cpu_moe >= spec.n_layer else ["--n-cpu-moe", str(p.n_cpu_moe)]
+    for pattern, device in settings.tensor_overrides:
+        parts += ["-ot", f"{pattern}={device}"]
+    if settings.tensor_split:
+        parts += ["-ts", ",".join(f"{x:g}" for x in settings.tensor_split)]
     parts += ["-fa", "on" if needs.flash_attn else "off"]
     if settings.cache_type_k != "f16":
         parts += ["-ctk", settings.cache_type_k]
@@ -165,14 +136,37 @@ def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, mod
     return shlex.join(parts)
 
 
+def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, verdict: str) -> tuple[str, ...]:
+    """When a q8_0 KV cache would put everything on the accelerators, say so with the saving."""
+    if verdict != "offload" or settings.gpu_layers is not None or settings.cache_type_k == "q8_0" == settings.cache_type_v:
+        return ()
+    q8 = replace(settings, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn="on")
+    q8_needs = estimate(spec, q8)
+    if verdict_of(best_placement(spec, q8_needs, q8, hw), spec.n_layer) != "gpu":
+        return ()
+    saving = (needs.kv_cache_bytes - q8_needs.kv_cache_bytes) / GiB
+    return (f"with -ctk q8_0 -ctv q8_0 -fa on the KV cache shrinks by {saving:.2f} GiB and the whole model fits "
+            "on the GPU (q8_0 KV costs little quality)",)
+
+
 def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_arg: list[str]) -> Plan:
     p = best_placement(spec, needs, settings, hw)
+    tgts = targets(hw, settings)
     verdict = verdict_of(p, spec.n_layer)
     notes: list[str] = []
-    if any(d.capacity_bytes is None for d in p.devices if d.kind == "cpu"):
+    if tgts[-1].capacity is None:
         notes.append("available RAM unknown: the CPU side was not checked")
+    if p.n_cpu_moe:
+        notes.append(f"experts of the first {min(p.n_cpu_moe, spec.n_layer)} blocks stay in RAM; everything "
+                     "else is on the GPU (prompt processing copies experts to the GPU in large batches)")
     if verdict == "none":
-        notes.append("does not fit: try a smaller quant, a shorter context (-c), or a quantized KV cache (-ctk/-ctv q8_0)")
-    return Plan(verdict=verdict, gpu_layers=p.gpu_layers, n_cpu_moe=p.n_cpu_moe,
-                max_ctx=max_ctx(spec, settings, hw, verdict), command=command(spec, needs, settings, p, model_arg),
-                devices=p.devices, notes=tuple(notes))
+        notes.append("does not fit: try a smaller quant, a shorter context (-c), or a quantized KV cache "
+                     "(-ctk/-ctv q8_0)")
+    has_accel = len(tgts) > 1
+    gpu_max = max_ctx(spec, settings, hw, "gpu") if has_accel and settings.gpu_layers is None else None
+    return Plan(verdict=verdict, gpu_layers=p.gpu_layers, n_cpu_moe=min(p.n_cpu_moe, spec.n_layer),
+                max_ctx=gpu_max if verdict == "gpu" else max_ctx(spec, settings, hw, verdict),
+                max_ctx_gpu=gpu_max, command=command(spec, needs, settings, p, model_arg, tgts),
+                devices=p.devices, notes=tuple(notes),
+                suggestions=_kv_suggestion(spec, needs, settings, hw, verdict))
+

@@ -192,3 +192,49 @@ def gemma3_layout(*, n_layer: int = 18, n_embd: int = 640, n_head: int = 4, n_he
         ]
     tensors.append(("output_norm.weight", [n_embd], "F32"))
     return meta, tensors
+
+
+def moe_layout(*, arch: str = "qwen3moe", n_layer: int = 48, n_embd: int = 2048, n_head: int = 32,
+               n_head_kv: int = 4, head_dim: int = 128, n_expert: int = 128, n_expert_used: int = 8,
+               n_ff_exp: int = 768, n_vocab: int = 151936, n_ctx_train: int = 40960, weight_type: str = "Q4_K",
+               expert_type: str = "Q4_K", expert_down_type: str | None = None, output_type: str = "Q6_K",
+               window: int = 0, name: str = "Qwen3-30B-A3B-shaped",
+               file_type: int = 15) -> tuple[dict[str, Any], list[TensorSpec]]:
+    """A mixture-of-experts model (defaults: Qwen3-30B-A3B Q4_K_M). Experts are 3-D [in, out, n_expert]."""
+    meta: dict[str, Any] = {
+        "general.name": name,
+        "general.file_type": file_type,
+        f"{arch}.block_count": n_layer,
+        f"{arch}.context_length": n_ctx_train,
+        f"{arch}.embedding_length": n_embd,
+        f"{arch}.feed_forward_length": n_ff_exp,
+        f"{arch}.expert_feed_forward_length": n_ff_exp,
+        f"{arch}.expert_count": n_expert,
+        f"{arch}.expert_used_count": n_expert_used,
+        f"{arch}.attention.head_count": n_head,
+        f"{arch}.attention.head_count_kv": n_head_kv,
+        f"{arch}.attention.key_length": head_dim,
+        f"{arch}.attention.value_length": head_dim,
+        f"{arch}.attention.layer_norm_rms_epsilon": 1e-6,
+        f"{arch}.rope.freq_base": 1000000.0,
+    }
+    if window:
+        meta[f"{arch}.attention.sliding_window"] = window
+    down = expert_down_type or expert_type
+    tensors: list[TensorSpec] = [("token_embd.weight", [n_embd, n_vocab], weight_type)]
+    for il in range(n_layer):
+        p = f"blk.{il}."
+        tensors += [
+            (p + "attn_norm.weight", [n_embd], "F32"),
+            (p + "attn_q.weight", [n_embd, n_head * head_dim], weight_type),
+            (p + "attn_k.weight", [n_embd, n_head_kv * head_dim], weight_type),
+            (p + "attn_v.weight", [n_embd, n_head_kv * head_dim], weight_type),
+            (p + "attn_output.weight", [n_head * head_dim, n_embd], weight_type),
+            (p + "ffn_norm.weight", [n_embd], "F32"),
+            (p + "ffn_gate_inp.weight", [n_embd, n_expert], "F32"),
+            (p + "ffn_gate_exps.weight", [n_embd, n_ff_exp, n_expert], expert_type),
+            (p + "ffn_up_exps.weight", [n_embd, n_ff_exp, n_expert], expert_type),
+            (p + "ffn_down_exps.weight", [n_ff_exp, n_embd, n_expert], down),
+        ]
+    tensors += [("output_norm.weight", [n_embd], "F32"), ("output.weight", [n_embd, n_vocab], output_type)]
+    return meta, tensors

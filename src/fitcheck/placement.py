@@ -1,0 +1,217 @@
+"""Where llama.cpp puts each tensor and buffer for one -ngl / --n-cpu-moe / -ot / -ts choice (pure).
+
+Rules from llama.cpp (src/llama-model.cpp load_tensors, common/arg.cpp):
+- `-ngl N` offloads the last N of the n_layer + 1 "layers"; the output layer (output, output_norm) is the
+  last one. token_embd is the input layer and stays on the CPU. With tied embeddings the output layer's
+  device gets its own copy of token_embd.
+- Offloaded layers are split across devices by `-ts` or, by default, in proportion to free memory; RPC
+  devices come first in the device list, local GPUs after them.
+- Tensor overrides are matched against tensor names in order, first match wins: the user's `-ot` entries,
+  then those `--n-cpu-moe N` adds (`blk.0..N-1.ffn_(up|down|gate|gate_up)_exps` to the CPU).
+- Each device holding layers has its own compute buffer and reserve; KV and recurrent state follow their
+  layer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+from .model import DeviceUse, Hardware, ModelSpec, Needs, Settings
+
+CPU = "CPU"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str  # llama.cpp's device name: CUDA0, RPC[host:port], CPU
+    label: str  # for people: the card's name
+    kind: str  # gpu | rpc | cpu
+    capacity: int | None
+
+
+@dataclass(frozen=True)
+class LayerLoad:
+    """One of the n_layer + 2 placement units: blocks, then output (n_layer), then input (n_layer + 1)."""
+
+    index: int
+    movable_bytes: int  # goes where the layer goes
+    expert_bytes: int  # routed experts not pinned by -ot (--n-cpu-moe may keep them on the CPU)
+    pinned: tuple[tuple[str, int], ...]  # (device name, bytes) forced by -ot
+    kv_bytes: int
+    state_bytes: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    gpu_layers: int
+    n_cpu_moe: int
+    devices: tuple[DeviceUse, ...]  # accelerators in llama.cpp's order, CPU last
+    fits: bool
+    gpu_bytes_per_token: int  # weight bytes read per token from accelerator memory (the speed proxy)
+    partial: bool  # some block or output weights stay in RAM
+
+
+def targets(hw: Hardware, settings: Settings) -> list[Target]:
+    """Accelerators in llama.cpp's device order (RPC first), then the CPU, with usable capacity."""
+    margin = settings.margin_bytes
+    remote = [g for g in hw.gpus if g.remote]
+    local = [g for g in hw.gpus if not g.remote]
+    out = []
+    for i, g in enumerate(remote):
+        free = g.free_bytes if g.free_bytes is not None else g.total_bytes
+        out.append(Target(f"RPC[{g.remote}]", g.name, "rpc", max(0, free - margin)))
+    for i, g in enumerate(local):
+        free = g.free_bytes if g.free_bytes is not None else g.total_bytes
+        prefix = "Metal" if hw.unified_memory else "CUDA"
+        out.append(Target(f"{prefix}{i}", g.name, "gpu", max(0, free - margin)))
+    ram = None if hw.ram_available_bytes is None else max(0, hw.ram_available_bytes - margin)
+    out.append(Target(CPU, "CPU (RAM)", "cpu", ram))
+    return out
+
+
+def _compile_overrides(settings: Settings, names: list[str]) -> list[tuple[re.Pattern[str], str]]:
+    compiled = []
+    for pattern, device in settings.tensor_overrides:
+        wanted = _device_name(device, names)
+        try:
+            compiled.append((re.compile(pattern), wanted))
+        except re.error as exc:
+            raise UsageError(f"bad -ot pattern {pattern!r}: {exc}") from None
+    return compiled
+
+
+def _device_name(device: str, names: list[str]) -> str:
+    """Accept llama.cpp's buffer names (CUDA0, CPU, RPC[host:port]) and GPU0-style aliases."""
+    upper = device.upper()
+    for name in names:
+        if name.upper() == upper:
+            return name
+    m = re.fullmatch(r"(?:GPU|CUDA|METAL|VULKAN|ROCM)(\d+)", upper)
+    accelerators = [n for n in names if n != CPU]
+    if m and int(m[1]) < len(accelerators):
+        local = [n for n in accelerators if not n.startswith("RPC")]
+        return local[int(m[1])] if int(m[1]) < len(local) else accelerators[int(m[1])]
+    raise UsageError(f"-ot names an unknown device {device!r}", hint=f"devices here: {', '.join(names)}")
+
+
+def layer_loads(spec: ModelSpec, needs: Needs, settings: Settings, device_names: list[str]) -> list[LayerLoad]:
+    overrides = _compile_overrides(settings, device_names)
+    n = spec.n_layer
+    movable = [0] * (n + 2)
+    experts = [0] * (n + 2)
+    pinned: list[dict[str, int]] = [{} for _ in range(n + 2)]
+    for t in spec.tensors:
+        if t.layer is not None and 0 <= t.layer < n:
+            unit = t.layer
+        elif t.name.startswith("token_embd"):
+            unit = n + 1
+        else:
+            unit = n  # output, output_norm, extra heads
+        target = next((dev for rx, dev in overrides if rx.search(t.name)), None)
+        if target is not None:
+            pinned[unit][target] = pinned[unit].get(target, 0) + t.size_bytes
+        elif t.is_expert and unit < n:
+            experts[unit] += t.size_bytes
+        else:
+            movable[unit] += t.size_bytes
+    loads = []
+    for i in range(n + 2):
+        kv = needs.layers[i].kv_cache_bytes if i < n else 0
+        state = needs.layers[i].recurrent_state_bytes if i < n else 0
+        loads.append(LayerLoad(i, movable[i], experts[i], tuple(pinned[i].items()), kv, state))
+    return loads
+
+
+def layer_devices(n_layer: int, gpu_layers: int, split: list[float]) -> list[int | None]:
+    """Accelerator index for each of the n_layer + 1 layers (last = output); None = CPU."""
+    n_acc = len(split)
+    act = min(gpu_layers, n_layer + 1) if n_acc else 0
+    start = max(n_layer - gpu_layers, 0)
+    total = sum(split)
+    cumulative, acc = [], 0.0
+    for share in split:
+        acc += share
+        cumulative.append(acc / total if total else (len(cumulative) + 1) / n_acc)
+    devices: list[int | None] = []
+    for il in range(n_layer + 1):
+        if not act or il < start or (il == n_layer and gpu_layers <= n_layer):
+            devices.append(None)
+        else:
+            devices.append(min(bisect.bisect_right(cumulative, (il - start) / act), n_acc - 1))
+    return devices
+
+
+def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target], loads: list[LayerLoad],
+          gpu_layers: int, n_cpu_moe: int) -> Placement:
+    accel = tgts[:-1]
+    split = list(settings.tensor_split) if settings.tensor_split else [float(t.capacity or 0) for t in accel]
+    if len(split) < len(accel):
+        split += [0.0] * (len(accel) - len(split))
+    where = layer_devices(spec.n_layer, gpu_layers, split[:len(accel)])
+    cpu = len(accel)
+    index = {t.name: i for i, t in enumerate(tgts)}
+    weights = [0] * len(tgts)
+    kv = [0] * len(tgts)
+    other = [0] * len(tgts)
+    holds_layer = [False] * len(tgts)
+    read_per_token = 0
+    partial = False
+    expert_share = spec.n_expert_used / spec.n_expert if spec.n_expert else 1.0
+    for load in loads:
+        if load.index <= spec.n_layer:
+            dev = cpu if where[load.index] is None else where[load.index]
+        else:
+            dev = cpu  # the input layer
+        if load.index < spec.n_layer:
+            holds_layer[dev] = True
+        weights[dev] += load.movable_bytes
+        expert_dev = cpu if load.index < n_cpu_moe else dev
+        weights[expert_dev] += load.expert_bytes
+        kv[dev] += load.kv_bytes
+        other[dev] += load.state_bytes
+        in_block = load.index <= spec.n_layer
+        partial |= in_block and ((dev == cpu and load.movable_bytes + load.expert_bytes > 0)
+                                 or (expert_dev == cpu and load.expert_bytes > 0))
+        for name, size in load.pinned:
+            weights[index[name]] += size
+            partial |= in_block and index[name] == cpu
+            if index[name] != cpu and load.index <= spec.n_layer:
+                read_per_token += size
+        if dev != cpu and load.index <= spec.n_layer:
+            read_per_token += load.movable_bytes
+        if expert_dev != cpu:
+            read_per_token += int(load.expert_bytes * expert_share)
+    out_dev = cpu if where[-1] is None else where[-1]
+    if out_dev != cpu:
+        weights[out_dev] += needs.tied_output_copy_bytes
+        read_per_token += needs.tied_output_copy_bytes
+    other[cpu] += needs.output_bytes
+
+    uses = []
+    for i, t in enumerate(tgts):
+        if i == cpu:
+            if out_dev == cpu:
+                compute = needs.compute_bytes
+            elif any(holds_layer[:cpu]) and not holds_layer[cpu]:
+                compute = needs.host_compute_bytes
+            else:
+                compute = max(needs.layer_compute_bytes, needs.host_compute_bytes)
+            reserve = 0
+        else:
+            active = holds_layer[i] or i == out_dev or weights[i] > 0
+            compute = (needs.compute_bytes if i == out_dev else needs.layer_compute_bytes) if active else 0
+            reserve = settings.gpu_reserve_bytes if active else 0
+        uses.append(DeviceUse(name=t.label if t.kind != "rpc" else f"{t.name} {t.label}", kind=t.kind,
+                              weights_bytes=weights[i], kv_cache_bytes=kv[i], compute_bytes=compute,
+                              overhead_bytes=reserve, other_bytes=other[i], capacity_bytes=t.capacity))
+    fits = all(u.capacity_bytes is None or u.total_bytes <= u.capacity_bytes for u in uses)
+    if fits and tgts[-1].capacity is not None and any(t.kind == "gpu" for t in tgts) and _shared_pool(tgts):
+        fits = sum(u.total_bytes for u in uses) <= tgts[-1].capacity
+    return Placement(gpu_layers, n_cpu_moe, tuple(uses), fits, read_per_token, partial)
+
+
+def _shared_pool(tgts: list[Target]) -> bool:
+    return any(t.name.startswith("Metal") for t in tgts)
