@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
 from .errors import FitcheckError, UsageError
-from .model import MiB, Report, Settings
+from .model import Report, Settings, SweepRow
+from .probe.overrides import HardwareOverrides
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,10 +49,10 @@ def _gpu_layers(text: Optional[str]) -> Optional[int]:
 
 @app.command()
 def main(
-    ref: Annotated[str, typer.Argument(help="A .gguf file (the first shard of a split model works too).")],
+    ref: Annotated[str, typer.Argument(help="A .gguf file (the first shard of a split model works too), hf:org/repo (every quant), hf:org/repo:Q4_K_M, hf:org/repo/file.gguf, hf:org/repo@rev, or an https:// URL.")],
     ctx: Annotated[Optional[str], typer.Option("--ctx", "-c", "--ctx-size",
-                                               help="Context in tokens: 8192, 32k, 1M. Default: 8192 or the "
-                                                    "training context if smaller.")] = None,
+                                               help="Context in tokens: 8192, 32k, 1M; a list (4k,8k,32k) sweeps. "
+                                                    "Default: 8192 or the training context if smaller.")] = None,
     batch: Annotated[int, typer.Option("--batch-size", "-b", help="Logical batch (llama.cpp -b).")] = 2048,
     ubatch: Annotated[int, typer.Option("--ubatch-size", "-ub", help="Micro-batch (llama.cpp -ub).")] = 512,
     parallel: Annotated[int, typer.Option("--parallel", "-np", help="Parallel sequences (slots).")] = 1,
@@ -65,6 +67,16 @@ def main(
     n_cpu_moe: Annotated[Optional[int], typer.Option("--n-cpu-moe", "-ncmoe",
                                                      help="Keep the experts of the first N blocks in RAM.")] = None,
     cpu_moe: Annotated[bool, typer.Option("--cpu-moe", "-cmoe", help="Keep all experts in RAM.")] = False,
+    override_tensor: Annotated[Optional[list[str]], typer.Option(
+        "--override-tensor", "-ot", help="REGEX=DEVICE (CPU, CUDA0, RPC[host:port]); first match wins.")] = None,
+    tensor_split: Annotated[Optional[str], typer.Option("--tensor-split", "-ts",
+                                                        help="Layer shares per GPU, e.g. 3,1.")] = None,
+    rpc: Annotated[Optional[list[str]], typer.Option(
+        help="A llama.cpp RPC server and its free memory: HOST:PORT=24G (repeatable).")] = None,
+    unified: Annotated[bool, typer.Option("--unified", help="Plan for a unified-memory machine (Apple Silicon) "
+                                                            "with --ram.")] = False,
+    gpu_share: Annotated[Optional[float], typer.Option(help="Unified memory: share of RAM the GPU may use "
+                                                            "(default 2/3 up to 36 GiB, 3/4 above).")] = None,
     vram: Annotated[Optional[str], typer.Option(help="GPU memory instead of probing, one per GPU: 24G or 24G,12G. "
                                                      "G/GiB/M = binary, GB/MB = decimal.")] = None,
     ram: Annotated[Optional[str], typer.Option(help="Available RAM instead of probing, e.g. 64G.")] = None,
@@ -75,15 +87,27 @@ def main(
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document (schema v1) instead.")] = False,
 ) -> None:
     """Will this model fit, and how should llama.cpp run it? Reads only the GGUF header."""
-    from .units import parse_ctx, parse_memory, parse_memory_list
+    from .units import parse_ctx_list, parse_memory, parse_memory_list, parse_overrides, parse_rpc, parse_split
 
+    contexts = parse_ctx_list(ctx) if ctx else [None]
+    if gpu_share is not None and not 0 < gpu_share <= 1:
+        raise UsageError("--gpu-share must be a fraction in (0, 1]")
     settings = Settings(
-        ctx=parse_ctx(ctx) if ctx else None, batch=batch, ubatch=ubatch, parallel=parallel, kv_unified=kv_unified,
+        ctx=contexts[0], batch=batch, ubatch=ubatch, parallel=parallel, kv_unified=kv_unified,
         cache_type_k=cache_type_k.lower(), cache_type_v=cache_type_v.lower(), flash_attn=flash_attn.value,
         swa_full=swa_full, gpu_layers=_gpu_layers(gpu_layers), n_cpu_moe=10**6 if cpu_moe else n_cpu_moe,
+        tensor_split=parse_split(tensor_split) if tensor_split else None,
+        tensor_overrides=parse_overrides(override_tensor or []),
         gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require.value)
-    report = build_report(ref, settings, vram=parse_memory_list(vram) if vram else None,
-                          ram=parse_memory(ram) if ram else None, cpu_only=cpu_only)
+    overrides = HardwareOverrides(
+        vram=tuple(parse_memory_list(vram)) if vram else None, ram=parse_memory(ram) if ram else None,
+        cpu_only=cpu_only, rpc=tuple(parse_rpc(r) for r in rpc or []), unified=unified, gpu_share=gpu_share)
+    from .sources.resolve import Model, resolve
+
+    target = resolve(ref, progress=_progress())  # hf:org/repo gives every quant, anything else one model
+    if not isinstance(target, Model):
+        raise typer.Exit(quant_table(target, settings, overrides, json_output))
+    report = build_report(ref, settings, overrides, sweep=contexts[1:], model=target)
     if json_output:
         from .render.json import render_json
 
@@ -98,21 +122,68 @@ def main(
     raise typer.Exit(EXIT_FITS if report.plan.verdict in REQUIRE_OK[settings.require] else EXIT_NO_FIT)
 
 
-def build_report(ref: str, settings: Settings, *, vram: list[int] | None, ram: int | None, cpu_only: bool,
-                 nvml: object | None = None, psutil_module: object | None = None) -> Report:
+def build_report(ref: str, settings: Settings, overrides: HardwareOverrides, *, sweep: Sequence[int | None] = (),
+                 nvml: object | None = None, psutil_module: object | None = None, model: object = None) -> Report:
+    """Read the model, probe the machine, estimate and plan; with `sweep`, also every further context."""
+    from dataclasses import replace
+
     from .estimate import estimate
-    from .plan import plan
+    from .plan import best_placement, plan, verdict_of
     from .probe.overrides import apply_overrides
     from .probe.system import probe_hardware
-    from .sources.gguf import load_local
+    from .sources.resolve import load_model
 
-    spec = load_local(ref)
+    loaded = model or load_model(ref)  # a local path, hf:org/repo:QUANT, hf:org/repo/file.gguf or a URL
+    spec = loaded.spec
     needs = estimate(spec, settings)
-    probe_gpus = not cpu_only and vram is None
-    hardware = apply_overrides(probe_hardware(nvml, psutil_module, gpus=probe_gpus), vram, ram, cpu_only)
-    result = plan(spec, needs, settings, hardware, ["-m", ref])
+    hardware = apply_overrides(probe_hardware(nvml, psutil_module, gpus=overrides.probe_gpus), overrides)
+    result = plan(spec, needs, settings, hardware, loaded.model_arg)
+    rows = []
+    if sweep:
+        rows.append(SweepRow(needs.ctx, needs.kv_cache_bytes, needs.total_bytes, result.verdict, result.gpu_layers,
+                             result.n_cpu_moe))
+        for ctx in sweep:
+            s = replace(settings, ctx=ctx)
+            n = estimate(spec, s)
+            p = best_placement(spec, n, s, hardware)
+            rows.append(SweepRow(n.ctx, n.kv_cache_bytes, n.total_bytes, verdict_of(p, spec.n_layer), p.gpu_layers,
+                                 min(p.n_cpu_moe, spec.n_layer)))
     notes = spec.notes + needs.notes + hardware.notes + result.notes
-    return Report(spec=spec, settings=settings, needs=needs, hardware=hardware, plan=result, notes=notes)
+    return Report(spec=spec, settings=settings, needs=needs, hardware=hardware, plan=result, notes=notes,
+                  sweep=tuple(rows))
+
+
+def quant_table(quants, settings: Settings, overrides: HardwareOverrides, json_output: bool, *,
+                nvml: object | None = None, psutil_module: object | None = None) -> int:
+    """Every quant of a Hub repo side by side; exit 0 when at least one fits under --require."""
+    from .probe.overrides import apply_overrides
+    from .probe.system import probe_hardware
+    from .render.quants import build_table, render_quants_json, render_quants_table
+
+    hardware = apply_overrides(probe_hardware(nvml, psutil_module, gpus=overrides.probe_gpus), overrides)
+    table = build_table(quants.ref, quants.kind, quants.choices, settings, hardware, quants.notes)
+    if json_output:
+        sys.stdout.write(render_quants_json(table) + "\n")
+    else:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        width = min(shutil.get_terminal_size((120, 24)).columns, 160)
+        sys.stdout.write(render_quants_table(table, width=width, color=color))
+    sys.stdout.flush()
+    fits = any(r.plan.verdict in REQUIRE_OK[settings.require] for r in table.rows)
+    return EXIT_FITS if fits else EXIT_NO_FIT
+
+
+def _progress():
+    """Header fetches of a quant table, live on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, what: str) -> None:
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r\033[Kreading GGUF headers {done}/{total} {what}{end}")
+        sys.stderr.flush()
+
+    return show
 
 
 def run() -> None:

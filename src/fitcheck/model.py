@@ -181,6 +181,18 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class SweepRow:
+    """One context of a --ctx sweep: the whole need and the plan at that context."""
+
+    ctx: int
+    kv_cache_bytes: int
+    total_bytes: int
+    verdict: str
+    gpu_layers: int
+    n_cpu_moe: int
+
+
+@dataclass(frozen=True)
 class Report:
     spec: ModelSpec
     settings: Settings
@@ -188,3 +200,4 @@ class Report:
     hardware: Hardware
     plan: Plan
     notes: tuple[str, ...] = ()
+    sweep: tuple[SweepRow, ...] = ()

@@ -35,3 +35,44 @@ def parse_memory(text: str) -> int:
 
 def parse_memory_list(text: str) -> list[int]:
     return [parse_memory(part) for part in text.split(",") if part.strip()]
+
+
+def parse_ctx_list(text: str) -> list[int]:
+    """One context, or a comma-separated sweep (duplicates dropped, order kept)."""
+    values = [parse_ctx(part) for part in text.split(",") if part.strip()]
+    if not values:
+        raise UsageError(f"bad context size {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    """-ts 3,1 (llama.cpp also accepts 3/1)."""
+    try:
+        shares = tuple(float(part) for part in re.split(r"[,/]", text) if part.strip())
+    except ValueError:
+        raise UsageError(f"bad -ts value {text!r}", hint="shares per GPU such as 3,1") from None
+    if not shares or any(s < 0 for s in shares) or not any(shares):
+        raise UsageError(f"bad -ts value {text!r}", hint="non-negative shares, at least one above zero")
+    return shares
+
+
+def parse_overrides(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """-ot REGEX=DEVICE, several per option separated by commas, as llama.cpp reads them."""
+    pairs = []
+    for value in values:
+        for item in value.split(","):
+            pattern, sep, device = item.rpartition("=")
+            if not sep or not pattern or not device:
+                raise UsageError(f"bad -ot value {item!r}", hint=r"use REGEX=DEVICE, e.g. 'blk\.[0-9]\.ffn_.*=CPU'")
+            pairs.append((pattern, device))
+    return tuple(pairs)
+
+
+_RPC_RE = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]:]+:\d{1,5})\s*=\s*(\S+)\s*$")
+
+
+def parse_rpc(text: str) -> tuple[str, int]:
+    m = _RPC_RE.match(text)
+    if not m:
+        raise UsageError(f"bad --rpc value {text!r}", hint="use HOST:PORT=MEMORY, e.g. 192.168.1.20:50052=24G")
+    return m[1], parse_memory(m[2])

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 from fitcheck.model import Gpu
 from fitcheck.probe.nvidia import probe_gpus
-from fitcheck.probe.overrides import apply_overrides
+import pytest
+
+from fitcheck.probe.overrides import HardwareOverrides, apply_overrides, unified_gpu_share
 from fitcheck.probe.system import probe_hardware
 
 GiB = 1024**3
@@ -77,7 +79,7 @@ def test_hardware_probe_ram_and_gpus():
 
 def test_apple_silicon_is_unified():
     hw = probe_hardware(FakeNVML([], fail_init=True), FakePsutil(32 * GiB, 20 * GiB), system="Darwin", machine="arm64")
-    assert hw.unified_memory
+    assert hw.unified_memory and len(hw.gpus) == 1 and not any("NVIDIA" in n for n in hw.notes)
 
 
 def test_broken_psutil_is_a_note():
@@ -91,7 +93,27 @@ def test_broken_psutil_is_a_note():
 
 def test_overrides():
     probed = probe_hardware(FakeNVML([("A", 8 * GiB, 7 * GiB)]), FakePsutil(64 * GiB, 50 * GiB), system="Linux")
-    two = apply_overrides(probed, [24 * GiB, 12 * GiB], None, False)
+    two = apply_overrides(probed, HardwareOverrides(vram=(24 * GiB, 12 * GiB)))
     assert [g.free_bytes for g in two.gpus] == [24 * GiB, 12 * GiB] and two.source == "override"
-    assert apply_overrides(probed, None, None, True).gpus == ()
-    assert apply_overrides(probed, None, 16 * GiB, False).ram_available_bytes == 16 * GiB
+    assert apply_overrides(probed, HardwareOverrides(cpu_only=True)).gpus == ()
+    assert apply_overrides(probed, HardwareOverrides(ram=16 * GiB)).ram_available_bytes == 16 * GiB
+
+
+def test_rpc_devices_are_added_first():
+    probed = probe_hardware(FakeNVML([("A", 8 * GiB, 7 * GiB)]), FakePsutil(64 * GiB, 50 * GiB), system="Linux")
+    hw = apply_overrides(probed, HardwareOverrides(rpc=(("10.0.0.2:50052", 24 * GiB),)))
+    assert [g.remote for g in hw.gpus] == ["10.0.0.2:50052", None]
+    assert apply_overrides(probed, HardwareOverrides(rpc=(("h:1", GiB),), cpu_only=True)).gpus == ()
+
+
+def test_unified_share_rule():
+    assert unified_gpu_share(32 * GiB) == pytest.approx(2 / 3)
+    assert unified_gpu_share(64 * GiB) == pytest.approx(3 / 4)
+    mac = probe_hardware(FakeNVML([], fail_init=True), FakePsutil(64 * GiB, 40 * GiB), system="Darwin", machine="arm64")
+    assert mac.unified_memory and mac.gpus[0].total_bytes == 48 * GiB
+    simulated = apply_overrides(probed_linux(), HardwareOverrides(unified=True, ram=128 * GiB, gpu_share=0.9))
+    assert simulated.unified_memory and simulated.gpus[0].total_bytes == int(128 * GiB * 0.9)
+
+
+def probed_linux():
+    return probe_hardware(FakeNVML([], fail_init=True), FakePsutil(64 * GiB, 50 * GiB), system="Linux")

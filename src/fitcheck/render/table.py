@@ -31,6 +31,7 @@ def gib(n: int | None) -> str:
 
 
 def bar(used: int, capacity: int | None, width: int = 10) -> Text:
+    """A usage bar with its percentage; green to 90%, yellow to 100%, red beyond."""
     if not capacity:
         return Text("no capacity" if capacity == 0 else "unknown", style="dim")
     ratio = used / capacity
@@ -84,12 +85,32 @@ def _memory_table(report: Report) -> Table:
 
 
 def _device_table(report: Report) -> Table:
+    """One column per device, one row per part: many GPUs and RPC hosts stay readable."""
     table = Table(title="Placement (GiB, binary)", box=box.SIMPLE_HEAVY, title_justify="left")
-    for col in ("device", "weights", "KV", "compute", "other", "reserve", "total", "capacity", "use"):
-        table.add_column(col, justify="left" if col in ("device", "use") else "right", no_wrap=col != "device")
-    for d in report.plan.devices:
-        cells = [d.weights_bytes, d.kv_cache_bytes, d.compute_bytes, d.other_bytes, d.overhead_bytes, d.total_bytes]
-        table.add_row(d.name, *(gib(v) for v in cells), gib(d.capacity_bytes), bar(d.total_bytes, d.capacity_bytes))
+    table.add_column("")
+    devices = report.plan.devices
+    for d in devices:
+        table.add_column(d.name, justify="right", overflow="fold")
+    rows = [("weights", lambda d: d.weights_bytes), ("KV cache", lambda d: d.kv_cache_bytes),
+            ("compute", lambda d: d.compute_bytes), ("other", lambda d: d.other_bytes),
+            ("reserve", lambda d: d.overhead_bytes)]
+    for label, part in rows:
+        if label in ("weights", "KV cache") or any(part(d) for d in devices):
+            table.add_row(label, *(gib(part(d)) for d in devices))
+    table.add_row(Text("total", style="bold"), *(Text(gib(d.total_bytes), style="bold") for d in devices))
+    table.add_row("capacity", *(gib(d.capacity_bytes) for d in devices))
+    table.add_row("use", *(bar(d.total_bytes, d.capacity_bytes, width=6) for d in devices))
+    return table
+
+
+def _sweep_table(report: Report) -> Table:
+    table = Table(title="Context sweep", box=box.SIMPLE_HEAVY, title_justify="left")
+    for col in ("context", "KV cache", "total need", "verdict", "-ngl", "--n-cpu-moe"):
+        table.add_column(col, justify="right" if col != "verdict" else "left", no_wrap=True)
+    for row in report.sweep:
+        text, style = VERDICT_TEXT[row.verdict]
+        table.add_row(f"{row.ctx:,}", size(row.kv_cache_bytes), size(row.total_bytes), Text(row.verdict, style=style),
+                      str(row.gpu_layers), str(row.n_cpu_moe) if row.n_cpu_moe else "")
     return table
 
 
@@ -101,9 +122,15 @@ def _verdict(report: Report) -> Group:
         line += Text(f"  ({plan.gpu_layers} of {spec.n_layer + 1} layers on GPU"
                      + (f", experts of {plan.n_cpu_moe} blocks in RAM" if plan.n_cpu_moe else "") + ")")
     lines = [line]
+    limits = []
     if plan.max_ctx:
-        lines.append(Text(f"max context with this verdict: {plan.max_ctx:,}"))
+        limits.append(f"max context with this verdict {plan.max_ctx:,}")
+    if plan.max_ctx_gpu and plan.max_ctx_gpu != plan.max_ctx:
+        limits.append(f"all on GPU up to {plan.max_ctx_gpu:,}")
+    if limits:
+        lines.append(Text("context  " + " · ".join(limits)))
     lines.append(Text("run      ") + Text(plan.command, style="cyan"))
+    lines += [Text("tip      ") + Text(tip, style="green") for tip in plan.suggestions]
     return Group(*lines)
 
 
@@ -113,6 +140,8 @@ def render_table(report: Report, width: int = 100, color: bool = True) -> str:
                       color_system="standard" if color else None, highlight=False, soft_wrap=False)
     console.print(_model_line(report))
     console.print(_settings_line(report))
+    if report.sweep:
+        console.print(_sweep_table(report))
     console.print(_memory_table(report))
     console.print(_device_table(report))
     console.print(_verdict(report))

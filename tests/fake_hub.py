@@ -1,0 +1,327 @@
+"""A fake Hugging Face Hub: a real HTTP server on 127.0.0.1 that huggingface_hub's own client talks to.
+
+It implements the parts of the Hub that fitcheck uses, with the Hub's status codes and headers:
+- `GET /api/models/{repo}[/revision/{rev}]` (model_info, `?blobs=True` for sizes and LFS hashes),
+- `HEAD|GET /{repo}/resolve/{rev}/{path}` with ETag / X-Linked-Etag / X-Linked-Size / X-Repo-Commit, Range (206,
+  416) or, in no-Range mode, the whole file (200); LFS files can redirect to a second host name (`localhost`,
+  like the Hub's CDN) that must not receive the Authorization header,
+- auth: unknown tokens get 401 "Invalid credentials", private repos 401 RepoNotFound, gated repos 401/403
+  GatedRepo without access; injected 500s and slow responses per path.
+Files are header-only GGUFs served as their complete size: the bytes past the stored header read as zeros.
+Every request is logged, and body bytes sent are counted per file, for tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+CHUNK = 1 << 16
+
+
+@dataclass
+class HubFile:
+    data: bytes  # the stored bytes (a header-only GGUF, a JSON file, ...)
+    size: int  # the size the file has on the Hub (>= len(data); the rest reads as zeros)
+    lfs: bool = True
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data + self.size.to_bytes(8, "little")).hexdigest()
+
+    @property
+    def blob_id(self) -> str:
+        return hashlib.sha1(self.data).hexdigest()
+
+    @property
+    def etag(self) -> str:
+        return self.sha256 if self.lfs else self.blob_id
+
+    def chunk(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the virtual file."""
+        stored = self.data[start:min(end, len(self.data))]
+        return stored + b"\0" * (end - start - len(stored))
+
+
+@dataclass
+class HubRepo:
+    files: dict[str, HubFile] = field(default_factory=dict)
+    private: bool = False
+    gated: bool = False
+    revisions: dict[str, str] = field(default_factory=dict)  # branch/tag -> commit sha
+
+    @property
+    def sha(self) -> str:
+        digest = hashlib.sha1()
+        for path in sorted(self.files):
+            digest.update(path.encode() + self.files[path].etag.encode())
+        return digest.hexdigest()
+
+
+@dataclass
+class Request:
+    method: str
+    host: str
+    path: str
+    range: str | None
+    authorization: str | None
+    status: int = 0
+    body_bytes: int = 0
+
+
+class FakeHub:
+    """`with FakeHub() as hub: hub.add_file("org/repo", "x.gguf", path_or_bytes, size=...)`; hub.endpoint."""
+
+    def __init__(self) -> None:
+        self.repos: dict[str, HubRepo] = {}
+        self.tokens: dict[str, set[str]] = {}  # token -> gated repos it has access to (private: same set)
+        self.redirect_lfs = False  # LFS files: 302 to http://localhost:{port}/cdn/...
+        self.no_range = False  # ignore Range headers (200 + whole file)
+        self.fail: dict[str, int] = {}  # path substring -> status to answer with
+        self.delay: dict[str, float] = {}  # path substring -> seconds to wait before answering
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- content -----------------------------------------------------------------------------------------
+    def add_repo(self, repo_id: str, *, private: bool = False, gated: bool = False) -> HubRepo:
+        repo = self.repos.setdefault(repo_id, HubRepo())
+        repo.private, repo.gated = private, gated
+        return repo
+
+    def add_file(self, repo_id: str, path: str, content: bytes | str | Path, *, size: int | None = None,
+                 lfs: bool | None = None) -> HubFile:
+        if isinstance(content, Path):
+            content = content.read_bytes()
+        elif isinstance(content, str):
+            content = content.encode()
+        entry = HubFile(content, max(size or 0, len(content)),
+                        lfs if lfs is not None else not path.endswith((".json", ".md", ".txt")))
+        self.repos.setdefault(repo_id, HubRepo()).files[path] = entry
+        return entry
+
+    # -- counters ----------------------------------------------------------------------------------------
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def file_requests(self, path: str) -> list[Request]:
+        """Requests whose URL ends with this repo path (resolve and CDN), HEAD included."""
+        return [r for r in self.requests if r.path.split("?")[0].endswith("/" + path)]
+
+    def bytes_sent(self, path: str | None = None) -> int:
+        reqs = self.requests if path is None else self.file_requests(path)
+        return sum(r.body_bytes for r in reqs)
+
+    # -- server ------------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeHub:
+        hub = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.hub = hub
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> FakeHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+_API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+?)(?:/revision/(?P<rev>[^/]+))?/?$")
+_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+)/(?P<sha>[0-9a-f]+)/(?P<path>.+)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: FakeHub
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real Hub
+    disable_nagle_algorithm = True  # headers and body go in separate writes: no 40 ms delayed-ACK stalls
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self._handle(head=True)
+
+    def do_GET(self) -> None:
+        self._handle(head=False)
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+    def _handle(self, head: bool) -> None:
+        hub = self.hub
+        rec = Request(self.command, self.headers.get("Host", ""), self.path, self.headers.get("Range"),
+                      self.headers.get("Authorization"))
+        with hub._lock:
+            hub.requests.append(rec)
+        self._rec, self._head = rec, head
+        for key, seconds in hub.delay.items():
+            if key in self.path:
+                time.sleep(seconds)
+        for key, status in hub.fail.items():
+            if key in self.path:
+                return self._error(status, "Internal Error" if status >= 500 else "Error")
+        url = urlparse(self.path)
+        path = unquote(url.path)
+        try:
+            if m := _API.match(path):
+                return self._model_info(m["repo"], m["rev"], parse_qs(url.query))
+            if m := _RESOLVE.match(path):
+                return self._resolve(m["repo"], m["rev"], m["path"])
+            if m := _CDN.match(path):
+                return self._cdn(m["repo"], m["sha"], m["path"])
+            return self._error(404, "Not Found")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        self._rec.status = status
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not self._head and body:
+            self.wfile.write(body)
+            self._rec.body_bytes += len(body)
+
+    def _error(self, status: int, message: str, code: str | None = None) -> None:
+        headers = {"Content-Type": "application/json", "X-Error-Message": message}
+        if code:
+            headers["X-Error-Code"] = code
+        self._send(status, headers, json.dumps({"error": message}).encode())
+
+    def _token(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        return auth[7:] if auth.startswith("Bearer ") else None
+
+    def _authorize(self, repo_id: str, *, content: bool) -> HubRepo | None:
+        """The repo if this request may see it, else answers the error (as the Hub does) and returns None."""
+        hub, token = self.hub, self._token()
+        if token is not None and token not in hub.tokens:
+            self._error(401, "Invalid credentials in Authorization header")
+            return None
+        repo = hub.repos.get(repo_id)
+        access = token is not None and repo_id in hub.tokens.get(token, set())
+        if repo is None or (repo.private and not access):
+            self._error(401, "Repository not found", "RepoNotFound")
+            return None
+        if repo.gated and content and not access:
+            self._error(401 if token is None else 403,
+                        f"Access to model {repo_id} is restricted. You must have access to it and be authenticated "
+                        "to access it. Please log in.", "GatedRepo")
+            return None
+        return repo
+
+    def _commit(self, repo: HubRepo, rev: str | None) -> str | None:
+        rev = unquote(rev or "main")
+        if rev == "main" or rev == repo.sha:
+            return repo.sha
+        return repo.revisions.get(rev)
+
+    # -- endpoints ---------------------------------------------------------------------------------------
+    def _model_info(self, repo_id: str, rev: str | None, query: dict[str, list[str]]) -> None:
+        repo = self._authorize(repo_id, content=False)
+        if repo is None:
+            return
+        sha = self._commit(repo, rev)
+        if sha is None:
+            return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        blobs = query.get("blobs", ["false"])[0].lower() == "true"
+        siblings = []
+        for path, f in sorted(repo.files.items()):
+            entry: dict[str, Any] = {"rfilename": path}
+            if blobs:
+                entry.update(size=f.size, blobId=f.blob_id)
+                if f.lfs:
+                    entry["lfs"] = {"size": f.size, "sha256": f.sha256, "pointerSize": 134}
+            siblings.append(entry)
+        body = {"_id": sha[:24], "id": repo_id, "modelId": repo_id, "sha": sha, "private": repo.private,
+                "gated": "manual" if repo.gated else False, "disabled": False, "siblings": siblings, "tags": []}
+        self._send(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def _resolve(self, repo_id: str, rev: str, path: str) -> None:
+        repo = self._authorize(repo_id, content=True)
+        if repo is None:
+            return
+        sha = self._commit(repo, rev)
+        if sha is None:
+            return self._error(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        f = repo.files.get(path)
+        if f is None:
+            return self._error(404, "Entry not found", "EntryNotFound")
+        common = {"X-Repo-Commit": sha, "ETag": f'"{f.etag}"'}
+        if f.lfs and self.hub.redirect_lfs:
+            location = f"http://localhost:{self.hub.port}/cdn/{repo_id}/{sha}/{path}?X-Amz-Signature=abc"
+            return self._send(302, {**common, "Location": location, "X-Linked-Etag": f'"{f.etag}"',
+                                    "X-Linked-Size": str(f.size)}, b"Found. Redirecting")
+        self._file(f, common)
+
+    def _cdn(self, repo_id: str, sha: str, path: str) -> None:
+        repo = self.hub.repos.get(repo_id)
+        f = repo.files.get(path) if repo else None
+        if f is None or self.headers.get("Authorization"):  # a CDN rejects foreign credentials
+            return self._error(403 if f else 404, "Forbidden" if f else "Not Found")
+        self._file(f, {"ETag": f'"{f.etag}"'})
+
+    def _file(self, f: HubFile, headers: dict[str, str]) -> None:
+        headers = {**headers, "Content-Type": "application/octet-stream"}
+        wanted = self.headers.get("Range")
+        if self.hub.no_range or not wanted:
+            return self._stream(f, 0, f.size, 200, headers)
+        m = _RANGE.match(wanted.strip())
+        if not m or (not m[1] and not m[2]):
+            return self._send(416, {"Content-Range": f"bytes */{f.size}"})
+        if m[1]:
+            start, end = int(m[1]), min(int(m[2]) + 1 if m[2] else f.size, f.size)
+        else:
+            start, end = max(0, f.size - int(m[2])), f.size
+        if start >= f.size:
+            return self._send(416, {"Content-Range": f"bytes */{f.size}"})
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{f.size}"
+        self._stream(f, start, end, 206, headers)
+
+    def _stream(self, f: HubFile, start: int, end: int, status: int, headers: dict[str, str]) -> None:
+        self._rec.status = status
+        self.send_response(status)
+        for key, value in {**headers, "Accept-Ranges": "none" if self.hub.no_range else "bytes",
+                           "Content-Length": str(end - start)}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self._head:
+            return
+        pos = start
+        while pos < end:  # chunked, so a client that stops reading stops the transfer
+            piece = f.chunk(pos, min(end, pos + CHUNK))
+            self.wfile.write(piece)
+            self._rec.body_bytes += len(piece)
+            pos += len(piece)
