@@ -86,6 +86,7 @@ class FakeHub:
         self.redirect_lfs = False  # LFS files: 302 to http://localhost:{port}/cdn/...
         self.no_range = False  # ignore Range headers (200 + whole file)
         self.fail: dict[str, int] = {}  # path substring -> status to answer with
+        self.fail_times: dict[str, tuple[int, int]] = {}  # path substring -> (status, how many times)
         self.delay: dict[str, float] = {}  # path substring -> seconds to wait before answering
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -183,12 +184,18 @@ class _Handler(BaseHTTPRequestHandler):
         with hub._lock:
             hub.requests.append(rec)
         self._rec, self._head = rec, head
-        for key, seconds in hub.delay.items():
+        for key, seconds in list(hub.delay.items()):
             if key in self.path:
                 time.sleep(seconds)
-        for key, status in hub.fail.items():
-            if key in self.path:
-                return self._error(status, "Internal Error" if status >= 500 else "Error")
+        with hub._lock:
+            status = next((s for k, s in hub.fail.items() if k in self.path), None)
+            if status is None:
+                key = next((k for k in hub.fail_times if k in self.path and hub.fail_times[k][1] > 0), None)
+                if key is not None:
+                    status, left = hub.fail_times[key]
+                    hub.fail_times[key] = (status, left - 1)
+        if status is not None:
+            return self._error(status, "Internal Error" if status >= 500 else "Error")
         url = urlparse(self.path)
         path = unquote(url.path)
         try:
@@ -211,8 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not self._head and body:
-            self.wfile.write(body)
             self._rec.body_bytes += len(body)
+            self.wfile.write(body)
 
     def _error(self, status: int, message: str, code: str | None = None) -> None:
         headers = {"Content-Type": "application/json", "X-Error-Message": message}
@@ -322,6 +329,6 @@ class _Handler(BaseHTTPRequestHandler):
         pos = start
         while pos < end:  # chunked, so a client that stops reading stops the transfer
             piece = f.chunk(pos, min(end, pos + CHUNK))
+            self._rec.body_bytes += len(piece)  # counted before the write: the client may act on it at once
             self.wfile.write(piece)
-            self._rec.body_bytes += len(piece)
             pos += len(piece)

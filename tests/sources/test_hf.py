@@ -1,0 +1,230 @@
+"""Hub references against a real HTTP server on 127.0.0.1, through huggingface_hub's own client (HF_ENDPOINT)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from fitcheck import synth
+from fitcheck.errors import HubError, InputError
+from fitcheck.sources import http_source
+from fitcheck.sources.resolve import Model, QuantSet, load_model, resolve
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_hub import FakeHub  # noqa: E402
+
+QUANTS = {"Q2_K": ("Q2_K", "Q3_K", 10), "Q4_K_M": ("Q4_K", "Q6_K", 15), "Q8_0": ("Q8_0", "Q8_0", 7)}
+TOKEN = "hf_goodtoken123456"
+
+
+def _small(file_type: str, name: str = "Tiny") -> tuple[dict, list]:
+    weight, down, ftype = QUANTS[file_type]
+    return synth.llama_layout(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_ff=1024, n_vocab=2048,
+                              n_ctx_train=8192, weight_type=weight, ffn_down_type=down, output_type=down,
+                              embd_type=weight, file_type=ftype, name=name)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
+    d = tmp_path_factory.mktemp("hubfiles")
+    out = {}
+    for q in QUANTS:
+        meta, tensors = _small(q)
+        path = d / f"Tiny-{q}.gguf"
+        out[q] = (path, synth.write_header_only(path, "llama", meta, tensors))
+    meta, tensors = _small("Q8_0")
+    split_dir = d / "split"
+    split_dir.mkdir()
+    synth.write_header_only(split_dir / "Tiny-BF16.gguf", "llama", meta, tensors, split_max_tensors=20)
+    for shard in sorted(split_dir.glob("*.gguf")):
+        out[shard.name] = (shard, shard.stat().st_size + 10_000_000)
+    meta, tensors = synth.llama_layout(arch="qwen2", n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944,
+                                       n_vocab=152064, attn_bias=True, name="Qwen2.5-7B-shaped")
+    path = d / "Qwen-Q4_K_M.gguf"
+    out["qwen"] = (path, synth.write_header_only(path, "qwen2", meta, tensors))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hub(files) -> FakeHub:
+    with FakeHub() as h:
+        for q in QUANTS:
+            path, size = files[q]
+            h.add_file("org/Tiny-GGUF", path.name, path, size=size)
+        for name, (path, size) in files.items():
+            if "-of-" in name:
+                h.add_file("org/Tiny-GGUF", f"BF16/{name}", path, size=size)
+        h.add_file("org/Tiny-GGUF", "mmproj-Tiny-F16.gguf", b"GGUF" + b"\0" * 100)
+        h.add_file("org/Tiny-GGUF", "README.md", "# tiny")
+        h.add_file("org/Qwen-GGUF", "Qwen-Q4_K_M.gguf", files["qwen"][0], size=files["qwen"][1])
+        h.add_file("org/gated", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+        h.add_repo("org/gated", gated=True)
+        h.add_file("org/private", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+        h.add_repo("org/private", private=True)
+        h.add_file("org/notgguf", "model-Q4_K_M.gguf", b"PK\x03\x04 this is a zip, not a gguf" * 100)
+        h.add_file("org/empty", "README.md", "nothing here")
+        h.tokens[TOKEN] = {"org/gated", "org/private"}
+        yield h
+
+
+@pytest.fixture(autouse=True)
+def env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("FITCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "0")
+    monkeypatch.setenv("FITCHECK_HTTP_TIMEOUT", "5")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hub.redirect_lfs = hub.no_range = False
+    hub.fail.clear()
+    hub.fail_times.clear()
+    hub.delay.clear()
+    hub.reset_counters()
+    return tmp_path
+
+
+def test_quant_tag_reads_only_the_header(hub: FakeHub, files):
+    stats: list[dict] = []
+    model = resolve("hf:org/Qwen-GGUF:q4_k_m", stats=stats)
+    assert isinstance(model, Model)
+    assert model.model_arg == ["-hf", "org/Qwen-GGUF:Q4_K_M"]
+    assert model.spec.architecture == "qwen2" and model.spec.n_vocab == 152064
+    [s] = stats
+    assert s["bytes_fetched"] <= 1.1 * s["header_bytes"]
+    assert hub.bytes_sent("Qwen-Q4_K_M.gguf") == s["bytes_fetched"]
+    assert s["requests"] == len([r for r in hub.file_requests("Qwen-Q4_K_M.gguf") if r.method == "GET"])
+    # the 152064-entry scores and token_type arrays (numeric) are seeked over, never requested
+    local = load_model(str(files["qwen"][0])).spec
+    assert model.spec.parameters == local.parameters and model.spec.tensors == local.tensors
+
+
+def test_second_run_uses_the_cache_and_offline_works(hub: FakeHub, monkeypatch):
+    first = load_model("hf:org/Tiny-GGUF:Q4_K_M").spec
+    hub.reset_counters()
+    again = load_model("hf:org/Tiny-GGUF:Q4_K_M").spec
+    assert [r.path.split("?")[0] for r in hub.requests] == ["/api/models/org/Tiny-GGUF"]  # listing only
+    assert again.tensors == first.tensors and again.metadata == first.metadata
+    hub.reset_counters()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert load_model("hf:org/Tiny-GGUF:Q4_K_M").spec.tensors == first.tensors
+    assert hub.requests == []
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE"):
+        load_model("hf:org/Tiny-GGUF:Q8_0")
+
+
+def test_repo_gives_every_quant_and_split_shards(hub: FakeHub, files):
+    found = resolve("hf:org/Tiny-GGUF")
+    assert isinstance(found, QuantSet) and found.kind == "gguf"
+    by_quant = {c.quant: c for c in found.choices}
+    assert set(by_quant) == {"Q2_K", "Q4_K_M", "Q8_0", "BF16"}  # mmproj skipped, shards grouped
+    bf16 = by_quant["BF16"]
+    shards = [n for n in files if "-of-" in n]
+    assert len(shards) > 1 and bf16.file == f"BF16/{sorted(shards)[0]}"
+    assert bf16.size_bytes == sum(files[n][1] for n in shards)
+    assert all(hub.file_requests(f"BF16/{n}") for n in shards)  # every shard's header was read
+    assert by_quant["Q4_K_M"].model.model_arg == ["-hf", "org/Tiny-GGUF:Q4_K_M"]
+    assert by_quant["Q8_0"].model.spec.file_type == "Q8_0"
+
+
+def test_path_and_revision_references(hub: FakeHub):
+    sha = hub.repos["org/Tiny-GGUF"].sha
+    model = load_model(f"hf:org/Tiny-GGUF@{sha}/Tiny-Q2_K.gguf")
+    assert model.spec.file_type == "Q2_K"
+    assert any(sha[:12] in n for n in model.spec.notes)
+    assert all(f"/resolve/{sha}/" in r.path for r in hub.requests if "/resolve/" in r.path)
+    with pytest.raises(HubError, match="revision not found"):
+        load_model("hf:org/Tiny-GGUF@nosuchbranch:Q2_K")
+    with pytest.raises(HubError, match="no GGUF for the quant tag IQ1_S") as err:
+        load_model("hf:org/Tiny-GGUF:IQ1_S")
+    assert "Q4_K_M" in (err.value.hint or "")
+    with pytest.raises(HubError, match="no file"):
+        load_model("hf:org/Tiny-GGUF/missing.gguf")
+
+
+def test_redirect_to_a_second_host_drops_the_token(hub: FakeHub, monkeypatch):
+    hub.redirect_lfs = True
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    model = load_model("hf:org/gated:Q4_K_M")
+    assert model.spec.file_type == "Q4_K_M"
+    cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
+    resolves = [r for r in hub.requests if "/resolve/" in r.path]
+    assert cdn and all(r.host.startswith("localhost:") and r.authorization is None for r in cdn)
+    assert len(resolves) == 1 and resolves[0].authorization == f"Bearer {TOKEN}"  # later ranges go direct
+
+
+@pytest.mark.parametrize("ref, token, message", [
+    ("hf:org/nope:Q4_K_M", None, "repository not found, or private"),
+    ("hf:org/private:Q4_K_M", None, "repository not found, or private"),
+    ("hf:org/gated:Q4_K_M", None, "gated repository"),
+    ("hf:org/gated:Q4_K_M", "hf_validbutnoaccess", "gated repository"),
+    ("hf:org/Tiny-GGUF:Q4_K_M", "hf_badtoken_secret", "token was rejected"),
+    ("hf:org/empty", None, "no GGUF or safetensors"),
+])
+def test_hub_errors_are_one_line_without_the_token(hub: FakeHub, monkeypatch, ref, token, message):
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    if token == "hf_validbutnoaccess":
+        hub.tokens[token] = set()
+    with pytest.raises(HubError, match=message) as err:
+        resolve(ref)
+    text = f"{err.value} {err.value.hint}"
+    assert "\n" not in text and (token is None or token not in text)
+    assert err.value.exit_code == 3
+
+
+def test_not_a_gguf_file(hub: FakeHub):
+    with pytest.raises(InputError, match="not a GGUF file"):
+        load_model("hf:org/notgguf:Q4_K_M")
+
+
+def test_server_error_timeout_and_retry(hub: FakeHub, monkeypatch):
+    hub.fail["/resolve/"] = 500
+    with pytest.raises(HubError, match="server error \\(HTTP 500\\)"):
+        load_model("hf:org/Tiny-GGUF:Q4_K_M")
+    hub.fail.clear()
+    hub.delay["/resolve/"] = 1.0
+    monkeypatch.setenv("FITCHECK_HTTP_TIMEOUT", "0.3")
+    with pytest.raises(HubError, match="timed out"):
+        load_model("hf:org/Tiny-GGUF:Q4_K_M")
+    hub.delay.clear()
+    hub.fail["/api/models/"] = 503
+    with pytest.raises(HubError, match="HTTP 503"):
+        load_model("hf:org/Tiny-GGUF:Q4_K_M")
+
+
+def test_retry_recovers_from_one_server_error(hub: FakeHub, monkeypatch):
+    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "1")
+    hub.fail_times["/resolve/"] = (502, 1)
+    assert load_model("hf:org/Tiny-GGUF:Q8_0").spec.file_type == "Q8_0"
+    statuses = [r.status for r in hub.requests if "/resolve/" in r.path]
+    assert statuses[0] == 502 and statuses[1] == 206
+
+
+def test_no_range_server_reads_a_bounded_prefix(hub: FakeHub, files, monkeypatch):
+    hub.no_range = True
+    model = load_model("hf:org/Tiny-GGUF:Q4_K_M")
+    assert model.spec.file_type == "Q4_K_M"
+    gets = [r for r in hub.file_requests("Tiny-Q4_K_M.gguf") if r.method == "GET"]
+    assert len(gets) == 1 and gets[0].status == 200
+    monkeypatch.setattr(http_source, "NO_RANGE_PREFIX_CAP", 256 * 1024)
+    with pytest.raises(HubError, match="does not support Range"):
+        load_model("hf:org/Qwen-GGUF:Q4_K_M")
+    sent = hub.bytes_sent("Qwen-Q4_K_M.gguf")
+    assert sent < files["qwen"][1] // 2  # the transfer stopped; far from the whole file
+
+
+def test_plain_url(hub: FakeHub, files, monkeypatch):
+    sha = hub.repos["org/Tiny-GGUF"].sha
+    url = f"http://localhost:{hub.port}/cdn/org/Tiny-GGUF/{sha}/Tiny-Q8_0.gguf"
+    model = load_model(url)
+    assert model.model_arg == ["-mu", url] and model.spec.file_type == "Q8_0"
+    assert model.spec.file_size_bytes == files["Q8_0"][1]
+    hub.reset_counters()
+    assert load_model(url).spec.tensors == model.spec.tensors
+    assert [r.method for r in hub.requests] == ["HEAD"]  # etag unchanged: from the cache
+    hub_url = f"{hub.endpoint}/org/Tiny-GGUF/resolve/main/Tiny-Q2_K.gguf"
+    assert load_model(hub_url).model_arg == ["-hf", "org/Tiny-GGUF:Q2_K"]
