@@ -117,6 +117,11 @@ def _mla(meta: dict[str, Any], arch: str) -> tuple[int, int] | None:
     return rank + _i(meta, f"{arch}.rope.dimension_count"), 0
 
 
+def is_embedding_model(spec: ModelSpec) -> bool:
+    """Encoders return embeddings: llama.cpp reserves an n_embd row per sequence next to the logits."""
+    return spec.architecture in NO_KV or spec.metadata.get(f"{spec.architecture}.attention.causal") is False
+
+
 def layer_kinds(spec: ModelSpec) -> tuple[tuple[LayerKind, ...], tuple[str, ...]]:
     """One LayerKind per block, plus notes about rules that were assumed."""
     arch, meta, n = spec.architecture, spec.metadata, spec.n_layer
@@ -124,7 +129,7 @@ def layer_kinds(spec: ModelSpec) -> tuple[tuple[LayerKind, ...], tuple[str, ...]
     if arch not in KNOWN:
         notes.append(f"architecture '{arch}' is not in fitcheck's rules: assumed a plain transformer "
                      "(full KV cache on every layer)")
-    if arch in NO_KV or meta.get(f"{arch}.attention.causal") is False:
+    if is_embedding_model(spec):
         return tuple(LayerKind(0, 0, False, 0) for _ in range(n)), (*notes, "encoder/embedding model: no KV cache")
 
     slides = sliding_layers(spec)
@@ -132,6 +137,8 @@ def layer_kinds(spec: ModelSpec) -> tuple[tuple[LayerKind, ...], tuple[str, ...]
     state = _recurrent_floats(meta, arch, spec.n_embd)
     interval = _i(meta, f"{arch}.full_attention_interval", HYBRID_BY_INTERVAL.get(arch, 0))
     shared_kv = _i(meta, f"{arch}.attention.shared_kv_layers")
+    # NextN / multi-token-prediction blocks at the end (glm4moe, ...) are loaded but hold no KV
+    kv_layers = n - shared_kv - _i(meta, f"{arch}.nextn_predict_layers")
     kinds = []
     for il in range(n):
         kv_heads = spec.n_head_kv[il]
@@ -145,8 +152,8 @@ def layer_kinds(spec: ModelSpec) -> tuple[tuple[LayerKind, ...], tuple[str, ...]
             kv_heads = 0 if recurrent else kv_heads
         elif arch in PARALLEL_HYBRID:
             recurrent = True
-        if shared_kv and il >= n - shared_kv:
-            kv_heads = 0  # gemma3n: the last layers reuse earlier layers' KV
+        if il >= kv_layers:
+            kv_heads = 0  # gemma3n's last layers reuse earlier layers' KV; MTP blocks have none
         if mla and kv_heads:
             k_row, v_row = mla
         else:

@@ -62,6 +62,8 @@ def main(
     cache_type_v: Annotated[str, typer.Option("--cache-type-v", "-ctv", help="V cache type (quantized needs -fa).")] = "f16",
     flash_attn: Annotated[OnOff, typer.Option("--flash-attn", "-fa", help="Flash attention.")] = OnOff.auto,
     swa_full: Annotated[bool, typer.Option("--swa-full", help="Full-size cache for sliding-window layers.")] = False,
+    embeddings: Annotated[Optional[bool], typer.Option("--embedding/--no-embedding",
+                                                       help="Embeddings output (default: on for encoders).")] = None,
     gpu_layers: Annotated[Optional[str], typer.Option("--gpu-layers", "-ngl", "--n-gpu-layers",
                                                       help="Layers on the GPU: N, all, or auto (plan it).")] = None,
     n_cpu_moe: Annotated[Optional[int], typer.Option("--n-cpu-moe", "-ncmoe",
@@ -95,7 +97,7 @@ def main(
     settings = Settings(
         ctx=contexts[0], batch=batch, ubatch=ubatch, parallel=parallel, kv_unified=kv_unified,
         cache_type_k=cache_type_k.lower(), cache_type_v=cache_type_v.lower(), flash_attn=flash_attn.value,
-        swa_full=swa_full, gpu_layers=_gpu_layers(gpu_layers), n_cpu_moe=10**6 if cpu_moe else n_cpu_moe,
+        swa_full=swa_full, embeddings=embeddings, gpu_layers=_gpu_layers(gpu_layers), n_cpu_moe=10**6 if cpu_moe else n_cpu_moe,
         tensor_split=parse_split(tensor_split) if tensor_split else None,
         tensor_overrides=parse_overrides(override_tensor or []),
         gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require.value)

@@ -135,6 +135,7 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         tied_copy = sum(t.size_bytes for t in spec.tensors if t.name == "token_embd.weight")
 
     n_state_seqs = max(1, c.n_seq)
+    embeddings = settings.embeddings if settings.embeddings is not None else archs.is_embedding_model(spec)
     layers = []
     n_kv_full = 0
     for il, kind in enumerate(kinds):
@@ -159,7 +160,7 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         compute_bytes=device_compute,
         layer_compute_bytes=layer_compute,
         host_compute_bytes=host_compute,
-        output_bytes=4 * spec.n_vocab * n_state_seqs,
+        output_bytes=4 * (spec.n_vocab + (spec.n_embd if embeddings else 0)) * n_state_seqs,
         overhead_bytes=settings.gpu_reserve_bytes,
         layers=tuple(layers),
         input_bytes=input_bytes,

@@ -81,6 +81,7 @@ class Settings:
     cache_type_v: str = "f16"
     flash_attn: str = "auto"  # on | off | auto
     swa_full: bool = False
+    embeddings: bool | None = None  # --embedding; None: on for encoder/embedding models
     gpu_layers: int | None = None  # None: plan it (auto)
     n_cpu_moe: int | None = None  # None: plan it; -cmoe = n_layer
     tensor_split: tuple[float, ...] | None = None  # -ts: shares per accelerator (RPC first, as llama.cpp)
