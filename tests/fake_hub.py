@@ -25,6 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 CHUNK = 1 << 16
+TOKEN = "hf_goodtoken123456"  # the one token the demo hub accepts for org/gated and org/private
+TINY_QUANTS = {"Q2_K": ("Q2_K", "Q3_K", 10), "Q4_K_M": ("Q4_K", "Q6_K", 15), "Q8_0": ("Q8_0", "Q8_0", 7)}
 
 
 @dataclass
@@ -332,3 +334,117 @@ class _Handler(BaseHTTPRequestHandler):
             self._rec.body_bytes += len(piece)  # counted before the write: the client may act on it at once
             self.wfile.write(piece)
             pos += len(piece)
+
+
+# -- demo content shared by the tests --------------------------------------------------------------------------
+
+def tiny_layout(file_type: str, name: str = "Tiny") -> tuple[dict[str, Any], list[Any]]:
+    from fitcheck import synth
+
+    weight, down, ftype = TINY_QUANTS[file_type]
+    return synth.llama_layout(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_ff=1024, n_vocab=2048,
+                              n_ctx_train=8192, weight_type=weight, ffn_down_type=down, output_type=down,
+                              embd_type=weight, file_type=ftype, name=name)
+
+
+def qwen7b_layout() -> tuple[dict[str, Any], list[Any]]:
+    """Qwen2.5-7B's shapes with its 152064-token vocabulary (the benchmark's header)."""
+    from fitcheck import synth
+
+    return synth.llama_layout(arch="qwen2", n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944,
+                              n_vocab=152064, n_ctx_train=32768, attn_bias=True, name="Qwen2.5-7B-shaped")
+
+
+def build_files(folder: Path) -> dict[str, tuple[Path, int]]:
+    """Header-only GGUFs: tiny quants, a split BF16-named tiny model, a Qwen2.5-7B-shaped Q4_K_M."""
+    from fitcheck import synth
+
+    out = {}
+    for q in TINY_QUANTS:
+        meta, tensors = tiny_layout(q)
+        path = folder / f"Tiny-{q}.gguf"
+        out[q] = (path, synth.write_header_only(path, "llama", meta, tensors))
+    meta, tensors = tiny_layout("Q8_0")
+    split_dir = folder / "split"
+    split_dir.mkdir()
+    synth.write_header_only(split_dir / "Tiny-BF16.gguf", "llama", meta, tensors, split_max_tensors=20)
+    for shard in sorted(split_dir.glob("*.gguf")):
+        out[shard.name] = (shard, shard.stat().st_size + 10_000_000)
+    meta, tensors = qwen7b_layout()
+    path = folder / "Qwen-Q4_K_M.gguf"
+    out["qwen"] = (path, synth.write_header_only(path, "qwen2", meta, tensors))
+    return out
+
+
+def safetensors_bytes(tensors: dict[str, tuple[str, list[int]]]) -> tuple[bytes, int]:
+    """A safetensors header (8-byte length + JSON) and the size the whole file would have."""
+    width = {"BF16": 2, "F16": 2, "F32": 4}
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, (dtype, shape) in tensors.items():
+        n = 1
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n * width[dtype]]}
+        offset += n * width[dtype]
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw, 8 + len(raw) + offset
+
+
+def tiny_safetensors(vision: bool = False) -> tuple[dict[str, Any], dict[str, tuple[str, list[int]]]]:
+    """config.json and tensors of a 4-layer llama in BF16 (optionally wrapped with a vision tower)."""
+    text = {"model_type": "llama", "num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8,
+            "num_key_value_heads": 2, "intermediate_size": 1024, "vocab_size": 2048,
+            "max_position_embeddings": 8192}
+    prefix = "language_model.model." if vision else "model."
+    tensors: dict[str, tuple[str, list[int]]] = {f"{prefix}embed_tokens.weight": ("BF16", [2048, 512])}
+    for il in range(4):
+        p = f"{prefix}layers.{il}."
+        tensors.update({
+            p + "input_layernorm.weight": ("BF16", [512]), p + "post_attention_layernorm.weight": ("BF16", [512]),
+            p + "self_attn.q_proj.weight": ("BF16", [512, 512]), p + "self_attn.k_proj.weight": ("BF16", [128, 512]),
+            p + "self_attn.v_proj.weight": ("BF16", [128, 512]), p + "self_attn.o_proj.weight": ("BF16", [512, 512]),
+            p + "mlp.gate_proj.weight": ("BF16", [1024, 512]), p + "mlp.up_proj.weight": ("BF16", [1024, 512]),
+            p + "mlp.down_proj.weight": ("BF16", [512, 1024])})
+    tensors[f"{prefix}norm.weight"] = ("BF16", [512])
+    tensors["lm_head.weight" if not vision else "language_model.lm_head.weight"] = ("BF16", [2048, 512])
+    if vision:
+        tensors["vision_tower.encoder.layers.0.mlp.fc1.weight"] = ("F32", [1024, 256])
+        return {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"],
+                "text_config": text}, tensors
+    return {**text, "architectures": ["LlamaForCausalLM"]}, tensors
+
+
+def populate(hub: FakeHub, files: dict[str, tuple[Path, int]]) -> None:
+    """The repos the tests use: a quant repo, a 7B repo, gated/private/broken/empty repos, safetensors repos."""
+    for q in TINY_QUANTS:
+        path, size = files[q]
+        hub.add_file("org/Tiny-GGUF", path.name, path, size=size)
+    for name, (path, size) in files.items():
+        if "-of-" in name:
+            hub.add_file("org/Tiny-GGUF", f"BF16/{name}", path, size=size)
+    hub.add_file("org/Tiny-GGUF", "mmproj-Tiny-F16.gguf", b"GGUF" + b"\0" * 100)
+    hub.add_file("org/Tiny-GGUF", "README.md", "# tiny")
+    hub.add_file("org/Qwen-GGUF", "Qwen-Q4_K_M.gguf", files["qwen"][0], size=files["qwen"][1])
+    hub.add_file("org/gated", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+    hub.add_repo("org/gated", gated=True)
+    hub.add_file("org/private", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+    hub.add_repo("org/private", private=True)
+    hub.add_file("org/notgguf", "model-Q4_K_M.gguf", b"PK\x03\x04 this is a zip, not a gguf" * 100)
+    hub.add_file("org/empty", "README.md", "nothing here")
+    hub.tokens[TOKEN] = {"org/gated", "org/private"}
+    config, tensors = tiny_safetensors()
+    data, size = safetensors_bytes(tensors)
+    hub.add_file("org/Tiny-ST", "config.json", json.dumps(config))
+    hub.add_file("org/Tiny-ST", "model.safetensors", data, size=size)
+    config, tensors = tiny_safetensors(vision=True)
+    names = sorted(tensors)
+    halves = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    hub.add_file("org/Tiny-VL", "config.json", json.dumps(config))
+    weight_map = {n: shard for shard, ns in halves.items() for n in ns}
+    hub.add_file("org/Tiny-VL", "model.safetensors.index.json", json.dumps({"metadata": {}, "weight_map": weight_map}))
+    for shard, ns in halves.items():
+        data, size = safetensors_bytes({n: tensors[n] for n in ns})
+        hub.add_file("org/Tiny-VL", shard, data, size=size)

@@ -7,65 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from fitcheck import synth
 from fitcheck.errors import HubError, InputError
 from fitcheck.sources import http_source
 from fitcheck.sources.resolve import Model, QuantSet, load_model, resolve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_hub import FakeHub  # noqa: E402
-
-QUANTS = {"Q2_K": ("Q2_K", "Q3_K", 10), "Q4_K_M": ("Q4_K", "Q6_K", 15), "Q8_0": ("Q8_0", "Q8_0", 7)}
-TOKEN = "hf_goodtoken123456"
-
-
-def _small(file_type: str, name: str = "Tiny") -> tuple[dict, list]:
-    weight, down, ftype = QUANTS[file_type]
-    return synth.llama_layout(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_ff=1024, n_vocab=2048,
-                              n_ctx_train=8192, weight_type=weight, ffn_down_type=down, output_type=down,
-                              embd_type=weight, file_type=ftype, name=name)
-
+from fake_hub import TOKEN, FakeHub, build_files, populate  # noqa: E402
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    d = tmp_path_factory.mktemp("hubfiles")
-    out = {}
-    for q in QUANTS:
-        meta, tensors = _small(q)
-        path = d / f"Tiny-{q}.gguf"
-        out[q] = (path, synth.write_header_only(path, "llama", meta, tensors))
-    meta, tensors = _small("Q8_0")
-    split_dir = d / "split"
-    split_dir.mkdir()
-    synth.write_header_only(split_dir / "Tiny-BF16.gguf", "llama", meta, tensors, split_max_tensors=20)
-    for shard in sorted(split_dir.glob("*.gguf")):
-        out[shard.name] = (shard, shard.stat().st_size + 10_000_000)
-    meta, tensors = synth.llama_layout(arch="qwen2", n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944,
-                                       n_vocab=152064, attn_bias=True, name="Qwen2.5-7B-shaped")
-    path = d / "Qwen-Q4_K_M.gguf"
-    out["qwen"] = (path, synth.write_header_only(path, "qwen2", meta, tensors))
-    return out
+    return build_files(tmp_path_factory.mktemp("hubfiles"))
 
 
 @pytest.fixture(scope="module")
 def hub(files) -> FakeHub:
     with FakeHub() as h:
-        for q in QUANTS:
-            path, size = files[q]
-            h.add_file("org/Tiny-GGUF", path.name, path, size=size)
-        for name, (path, size) in files.items():
-            if "-of-" in name:
-                h.add_file("org/Tiny-GGUF", f"BF16/{name}", path, size=size)
-        h.add_file("org/Tiny-GGUF", "mmproj-Tiny-F16.gguf", b"GGUF" + b"\0" * 100)
-        h.add_file("org/Tiny-GGUF", "README.md", "# tiny")
-        h.add_file("org/Qwen-GGUF", "Qwen-Q4_K_M.gguf", files["qwen"][0], size=files["qwen"][1])
-        h.add_file("org/gated", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
-        h.add_repo("org/gated", gated=True)
-        h.add_file("org/private", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
-        h.add_repo("org/private", private=True)
-        h.add_file("org/notgguf", "model-Q4_K_M.gguf", b"PK\x03\x04 this is a zip, not a gguf" * 100)
-        h.add_file("org/empty", "README.md", "nothing here")
-        h.tokens[TOKEN] = {"org/gated", "org/private"}
+        populate(h, files)
         yield h
 
 

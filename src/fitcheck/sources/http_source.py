@@ -101,9 +101,19 @@ def status_error(status: int, headers: Any, what: str, *, has_token: bool) -> Hu
     return HubError(f"{what}: HTTP {status}", hint=None)
 
 
+def _httpx() -> Any:
+    """The HTTP library behind huggingface_hub's session (httpx2 in huggingface_hub 2.x), for its exceptions."""
+    import importlib
+
+    from huggingface_hub import get_session
+
+    return importlib.import_module(type(get_session()).__module__.split(".")[0])
+
+
 def transport_error(exc: Exception, what: str) -> HubError:
-    import httpx2
     from huggingface_hub.errors import OfflineModeIsEnabled
+
+    httpx2 = _httpx()
 
     if isinstance(exc, OfflineModeIsEnabled):
         return HubError(f"{what}: not in fitcheck's cache and HF_HUB_OFFLINE is set",
@@ -123,9 +133,9 @@ def send(method: str, url: str, headers: dict[str, str], what: str, *, stream: b
 
     Returns the response (status < 400; streamed if asked: the caller closes it); raises HubError otherwise.
     """
-    import httpx2
     from huggingface_hub import get_session
 
+    httpx2 = _httpx()
     attempts = retries() + 1
     for attempt in range(attempts):
         try:
