@@ -27,7 +27,7 @@ GGML_TYPE_SIZE = {"F32": (4, 1), "F16": (2, 1), "BF16": (2, 1), "Q8_0": (34, 32)
                   "Q4_K": (144, 256), "Q5_K": (176, 256), "Q6_K": (210, 256), "MXFP4": (17, 32)}
 
 # default sliding-window pattern n (layer il slides iff il % n < n - 1) per arch, when the GGUF has no override
-SWA_DEFAULT_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "gpt-oss": 2, "cohere2": 4}
+SWA_DEFAULT_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "gpt-oss": 2, "cohere2": 4, "llama4": 4}
 RECURRENT_ARCHS = {"mamba", "mamba2", "rwkv6", "rwkv7"}
 HYBRID_ARCHS = {"granitehybrid", "lfm2", "qwen3next", "jamba", "falcon-h1", "nemotron_h"}
 NO_MEMORY_ARCHS = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert", "neo-bert", "eurobert"}
@@ -67,6 +67,8 @@ class HP:
         self.is_mla = g("attention.key_length_mla") is not None and g("attention.value_length_mla") is not None
         self.n_vocab = (layout.get("tokenizer") or {}).get("n_vocab") or g("vocab_size")
         self.n_swa = g("attention.sliding_window", 0)
+        if a == "llama4":  # chunked attention: 8192 unless the GGUF says sliding_window = 0 (then no chunking)
+            self.n_swa = 0 if g("attention.sliding_window") == 0 else 8192
         # sliding layers
         self.swa = [False] * L
         if a in SWA_DEFAULT_PATTERN and self.n_swa > 0:

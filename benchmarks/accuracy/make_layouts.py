@@ -524,7 +524,28 @@ def nomic_bert() -> dict:
     return layout("nomic-embed-text-v1.5", "nomic-ai/nomic-embed-text-v1.5 (F16)", a, "none", V, m, t)
 
 
-ALL = [llama, mistral3, qwen2, qwen3, qwen3moe, qwen3next, gemma2, gemma3, gemma3n, gpt_oss, deepseek2, glm4moe,
+def llama4() -> dict:
+    a, L, E, H, KV, HD, NE, NU, FFE, FF, V = "llama4", 4, 5120, 40, 8, 128, 16, 1, 8192, 16384, 202048
+    m = base_meta(a, "Llama-4-Scout-17B-16E-Instruct", L, 10485760, E)
+    m.update({f"{a}.feed_forward_length": FF, f"{a}.attention.head_count": H, f"{a}.attention.head_count_kv": KV,
+              f"{a}.attention.key_length": HD, f"{a}.attention.value_length": HD, f"{a}.rope.dimension_count": HD,
+              f"{a}.attention.layer_norm_rms_epsilon": 1e-5, f"{a}.rope.freq_base": 500000.0,
+              f"{a}.expert_count": NE, f"{a}.expert_used_count": NU, f"{a}.expert_feed_forward_length": FFE,
+              f"{a}.interleave_moe_layer_step": 1, f"{a}.vocab_size": V})
+    t = [T("token_embd.weight", [E, V], "Q4_K")]
+    for i in range(L):
+        p = f"blk.{i}."
+        t += [T(p + "attn_norm.weight", [E], "F32")] + attn_qkv(p, E, H * HD, KV * HD, KV * HD)
+        t += [T(p + "attn_output.weight", [H * HD, E], "Q4_K"), T(p + "ffn_norm.weight", [E], "F32")]
+        t += moe(p, E, FFE, NE)
+        t += [T(p + "ffn_gate_shexp.weight", [E, FFE], "Q4_K"), T(p + "ffn_up_shexp.weight", [E, FFE], "Q4_K"),
+              T(p + "ffn_down_shexp.weight", [FFE, E], "Q6_K")]
+    t += [T("output_norm.weight", [E], "F32"), T("output.weight", [E, V], "Q6_K")]
+    return layout("llama-4-scout", "meta-llama/Llama-4-Scout-17B-16E-Instruct (text model; chunked attention, no "
+                  "sliding_window key so llama.cpp uses its 8192 default)", a, "n_layer 48 -> 4 (3 chunked + 1 global)", V, m, t)
+
+
+ALL = [llama, llama4, mistral3, qwen2, qwen3, qwen3moe, qwen3next, gemma2, gemma3, gemma3n, gpt_oss, deepseek2, glm4moe,
        phi3, command_r, cohere2, granitehybrid, lfm2, mamba2, bert, nomic_bert]
 
 

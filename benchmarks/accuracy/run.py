@@ -95,7 +95,7 @@ ENCODER = [
     S(512, 512, 512, 1, False, "f16", "f16", "off", emb=False),
     S(2048, 2048, 1024, 2, False, "f16", "f16", "auto", emb=True),
 ]
-SWA_ARCHS = {"gemma2", "gemma3", "gemma3n", "gpt-oss", "cohere2"}
+SWA_ARCHS = {"gemma2", "gemma3", "gemma3n", "gpt-oss", "cohere2", "llama4"}
 ENCODER_ARCHS = {"bert", "nomic-bert"}
 
 
