@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,11 @@ class HubFile:
     size: int  # the size the file has on the Hub (>= len(data); the rest reads as zeros)
     lfs: bool = True
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.data + self.size.to_bytes(8, "little")).hexdigest()
 
-    @property
+    @cached_property
     def blob_id(self) -> str:
         return hashlib.sha1(self.data).hexdigest()
 
