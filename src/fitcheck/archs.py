@@ -117,6 +117,10 @@ def _mla(meta: dict[str, Any], arch: str) -> tuple[int, int] | None:
     return rank + _i(meta, f"{arch}.rope.dimension_count"), 0
 
 
+def uses_mla(spec: ModelSpec) -> bool:
+    return _mla(spec.metadata, spec.architecture) is not None
+
+
 def is_embedding_model(spec: ModelSpec) -> bool:
     """Encoders return embeddings: llama.cpp reserves an n_embd row per sequence next to the logits."""
     return spec.architecture in NO_KV or spec.metadata.get(f"{spec.architecture}.attention.causal") is False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import archs, quant
+from . import archs, compute, quant
 from .errors import UsageError
 from .model import LayerNeed, ModelSpec, Needs, Settings
 
@@ -54,9 +54,12 @@ def resolve_context(spec: ModelSpec, settings: Settings) -> Context:
     return Context(ctx, n_ctx, n_ctx_seq, n_seq, n_stream, n_batch, min(n_batch, settings.ubatch))
 
 
-def resolve_flash_attn(settings: Settings) -> tuple[bool, tuple[str, ...]]:
+def resolve_flash_attn(spec: ModelSpec, settings: Settings) -> tuple[bool, tuple[str, ...]]:
     if settings.cache_type_k not in quant.CACHE_TYPES or settings.cache_type_v not in quant.CACHE_TYPES:
         raise UsageError(f"cache types must be one of {', '.join(quant.CACHE_TYPES)}")
+    if archs.uses_mla(spec) and settings.cache_type_k != settings.cache_type_v:
+        raise UsageError("MLA models (one latent K/V row) need the same K and V cache type, as llama.cpp requires",
+                         hint=f"use -ctk {settings.cache_type_k} -ctv {settings.cache_type_k}")
     if settings.flash_attn == "auto":
         # llama.cpp's auto turns flash attention on when every device supports it (CUDA, Metal, Vulkan, CPU).
         return True, ("flash attention 'auto' assumed on, as llama.cpp resolves it on CUDA/Metal/CPU",)
@@ -74,44 +77,33 @@ def kv_cells(kind: archs.LayerKind, c: Context, window: int, swa_full: bool) -> 
     return c.n_ctx_seq
 
 
-def compute_bytes(spec: ModelSpec, c: Context, flash_attn: bool, n_kv: int) -> tuple[int, int, int]:
-    """(output device's, blocks-only device's, host's) compute buffer for the worst-case micro-batch graph.
-
-    ggml-alloc reuses memory between graph nodes, so the buffer is the peak of the live tensors, not their
-    sum. The peak is the largest of three phases, each with the residual stream alive (4 bytes x n_embd
-    x n_ubatch):
-      - logits: 4 x n_vocab x n_ubatch (every token's logits are reserved in the worst case);
-      - attention: without flash attention the scores 4 x n_kv x n_ubatch x n_head, plus Q/K/V and the mask;
-      - feed-forward: gate and up activations, 4 x 2 x n_ff x n_ubatch (experts: per used expert).
-    The host buffer (layers offloaded) holds the input embeddings and the KQ mask.
-    """
-    nt = c.n_ubatch
-    n_head = max(spec.n_head) or 1
-    n_embd_q = n_head * spec.head_dim_k
-    n_embd_kv = max(spec.n_head_kv or (0,)) * (spec.head_dim_k + spec.head_dim_v)
-    residual = 4 * nt * spec.n_embd * 2
-    mask = 2 * n_kv * pad(nt, 64)
-    logits = 4 * nt * spec.n_vocab
-    attn = 4 * nt * (n_embd_q + n_embd_kv) + mask
-    if not flash_attn:
-        attn += 4 * n_kv * nt * n_head
-    n_ff = spec.n_ff
+def n_ff_effective(spec: ModelSpec) -> int:
+    """Width of the feed-forward activations: gate + up for gated FFNs, times the experts used for MoE."""
+    gated = spec.architecture == "phi3" or any(t.name.endswith("ffn_gate.weight") for t in spec.tensors)
+    width = spec.n_ff * (2 if gated else 1)
     if spec.n_expert_used:
-        n_ff = max(n_ff, _expert_ff(spec) * spec.n_expert_used)
-    ffn = 4 * nt * 2 * n_ff
-    layers_only = max(attn, ffn) + residual
-    host = 4 * nt * spec.n_embd + mask
-    return max(logits + residual // 2, layers_only), layers_only, host
+        value = spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length")
+        expert_ff = int(value) if isinstance(value, int) else spec.n_ff
+        width = max(width, 2 * expert_ff * spec.n_expert_used)
+    return width
 
 
-def _expert_ff(spec: ModelSpec) -> int:
-    value = spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length")
-    return int(value) if isinstance(value, int) else spec.n_ff
+def estimate_features(spec: ModelSpec, settings: Settings) -> compute.Features:
+    """What the compute-buffer model needs, derived as estimate() derives it."""
+    c = resolve_context(spec, settings)
+    flash_attn, _ = resolve_flash_attn(spec, settings)
+    kinds, _ = archs.layer_kinds(spec)
+    window = archs.sliding_window(spec)
+    n_kv = max((kv_cells(k, c, window, settings.swa_full) for k in kinds if k.has_kv), default=0)
+    n_head = max(spec.n_head) or 1
+    return compute.Features(tokens=c.n_ubatch, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
+                            n_q=n_head * spec.head_dim_k, n_ff_eff=n_ff_effective(spec), flash_attn=flash_attn,
+                            encoder=archs.is_embedding_model(spec))
 
 
 def estimate(spec: ModelSpec, settings: Settings) -> Needs:
     c = resolve_context(spec, settings)
-    flash_attn, notes = resolve_flash_attn(settings)
+    flash_attn, notes = resolve_flash_attn(spec, settings)
     kinds, arch_notes = archs.layer_kinds(spec)
     window = archs.sliding_window(spec)
     notes += arch_notes
@@ -137,17 +129,16 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
     n_state_seqs = max(1, c.n_seq)
     embeddings = settings.embeddings if settings.embeddings is not None else archs.is_embedding_model(spec)
     layers = []
-    n_kv_full = 0
     for il, kind in enumerate(kinds):
         cells = kv_cells(kind, c, window, settings.swa_full) if kind.has_kv else 0
-        if kind.has_kv and not kind.sliding:
-            n_kv_full = max(n_kv_full, cells)
         kv = c.n_stream * cells * (quant.row_size(settings.cache_type_k, kind.k_row)
                                    + quant.row_size(settings.cache_type_v, kind.v_row)) if kind.has_kv else 0
         layers.append(LayerNeed(il, layer_weights[il], layer_experts[il], kv,
                                 4 * kind.recurrent_floats * n_state_seqs, kind.sliding))
-    n_kv = n_kv_full or max((kv_cells(k, c, window, settings.swa_full) for k in kinds if k.has_kv), default=0)
-    device_compute, layer_compute, host_compute = compute_bytes(spec, c, flash_attn, n_kv)
+    coefficients, calibrated_error = compute.calibration(spec.architecture)
+    device_compute, layer_compute, host_compute = compute.peak(estimate_features(spec, settings), coefficients)
+    if calibrated_error is None:
+        notes += (f"compute buffer for '{spec.architecture}' uses the generic model (not measured against llama.cpp)",)
 
     return Needs(
         ctx=c.ctx,

@@ -1,0 +1,76 @@
+"""The compute-buffer model: the peak of llama.cpp's worst-case micro-batch graph, calibrated per architecture.
+
+llama.cpp reserves the graph of a full micro-batch of T = n_ubatch tokens once, and ggml-alloc reuses memory
+between nodes, so the buffer is the largest set of tensors alive at one time. That peak is one of three
+stages, each 4 bytes per float per token:
+- output: the logits of every token, T x (n_vocab + a x n_embd + 1), the hidden states around them included;
+- feed-forward: T x (b x n_ff_eff + c x n_embd), n_ff_eff the gate+up width (x experts used for MoE);
+- attention: with flash attention T x (d x n_embd + e x n_q) + f x T x n_kv bytes of mask and K/V views;
+  without it the scores T x n_kv x (n_head + 1) dominate, plus T x (g x n_embd + h x n_q).
+Encoders have no logits stage and attend over the T tokens of the batch. The coefficients a..h come from
+data/compute_model.yaml, fitted on measured buffers (benchmarks/accuracy/fit_compute.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+DEFAULT = {"out_e": 2.85, "ffn_ff": 0.725, "ffn_e": 2.75, "on_e": 6.85, "on_q": 2.85, "on_kv": 3.8,
+           "off_e": 6.5, "off_q": 0.7, "all_e": 0.0}
+
+
+@dataclass(frozen=True)
+class Features:
+    tokens: int  # T: tokens of the reserved micro-batch
+    n_kv: int  # KV cells per stream of the largest cache
+    n_head: int
+    n_embd: int
+    n_vocab: int
+    n_q: int  # n_head x head_dim_k
+    n_ff_eff: int
+    flash_attn: bool
+    encoder: bool
+
+
+def _data_text() -> str:
+    packaged = resources.files("fitcheck") / "data" / "compute_model.yaml"
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "data" / "compute_model.yaml").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    import yaml
+
+    return yaml.load(_data_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def calibration(arch: str) -> tuple[dict[str, float], float | None]:
+    """(coefficients, worst measured relative error) for an architecture; the default when unmeasured."""
+    entry = (_table().get("architectures") or {}).get(arch)
+    if entry is None:
+        return dict(_table().get("default") or DEFAULT), None
+    return dict(entry["coef"]), float(entry["max_error"])
+
+
+def peak(f: Features, c: dict[str, float]) -> tuple[int, int, int]:
+    """(device with the output layer, device with blocks only, host) compute buffers in bytes."""
+    t, e = f.tokens, f.n_embd
+    live = 4 * t * c.get("all_e", 0.0) * e  # state alive through every stage (gemma3n's altup copies)
+    ffn = 4 * t * (c["ffn_ff"] * f.n_ff_eff + c["ffn_e"] * e) + live
+    if f.encoder:
+        attn = 4 * t * c["on_e"] * e if f.flash_attn else 4 * t * t * f.n_head + 4 * t * c["off_e"] * e
+        layers = int(max(ffn, attn + live))
+        return layers, layers, 4 * t * e
+    if f.flash_attn:
+        attn = 4 * t * (c["on_e"] * e + c["on_q"] * f.n_q) + c["on_kv"] * t * f.n_kv
+    else:
+        attn = 4 * t * f.n_kv * (f.n_head + 1) + 4 * t * (c["off_e"] * e + c["off_q"] * f.n_q)
+    out = 4 * t * (f.n_vocab + c["out_e"] * e + 1) + live
+    layers = int(max(ffn, attn + live))
+    host = 4 * t * e + 2 * t * f.n_kv  # input embeddings and the KQ mask
+    return int(max(out, layers)), layers, host
