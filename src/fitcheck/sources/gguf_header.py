@@ -119,17 +119,24 @@ class _Cursor:
     def skip_strings(self, count: int, what: str) -> None:
         """Walk `count` length-prefixed strings without decoding them (tokenizer vocabularies).
 
-        A tight loop over the buffer: 150k tokens must cost milliseconds, not a Python object each.
+        A tight loop over the buffer with locals only: 150k tokens must cost milliseconds, not a Python
+        object or a method call each.
         """
         unpack_length = struct.Struct("<Q").unpack_from
+        pos, limit = self.pos, self.limit
+        buf, start = self._buf, self._buf_start
         for _ in range(count):
-            rel = self.pos - self._buf_start
-            if rel < 0 or rel + 8 > len(self._buf):
+            rel = pos - start
+            if rel < 0 or rel + 8 > len(buf):
+                self.pos = pos
                 self.take(8, what)  # refills the buffer from pos
-                self.pos -= 8
-                rel = 0
-            (length,) = unpack_length(self._buf, rel)
-            self.skip(8 + length, what)
+                buf, start, rel = self._buf, self._buf_start, 0
+            (length,) = unpack_length(buf, rel)
+            pos += 8 + length
+            if pos > limit:
+                self.pos = pos - length
+                raise self._corrupt(f"{what} runs past the end of the file")
+        self.pos = pos
 
 
 def _value(cur: _Cursor, type_id: int, key: str) -> Any:

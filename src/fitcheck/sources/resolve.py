@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from ..errors import HubError, InputError
 from ..model import ModelSpec
-from . import hf
-from . import http_source as http
+
+if TYPE_CHECKING:
+    from . import hf
 
 HUB_URL_RE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/(?:resolve|blob)/(?P<rev>[^/]+)/(?P<path>.+)$")
 
@@ -58,6 +59,8 @@ def is_remote(ref: str) -> bool:
 def resolve(ref: str, *, progress: hf.Progress | None = None,
             stats: list[dict[str, Any]] | None = None) -> Model | QuantSet:
     if ref.startswith("hf:"):
+        from . import hf  # the Hub modules load only for Hub references: a local check stays fast
+
         return _resolve_hub(hf.parse_ref(ref[3:]), progress, stats)
     if ref.startswith(("http://", "https://")):
         hub_ref = _hub_url(ref)
@@ -79,6 +82,8 @@ def load_model(ref: str) -> Model:
 
 
 def _hub_url(url: str) -> hf.HubRef | None:
+    from . import hf
+
     if _origin(url) != _origin(hf.endpoint()):
         return None
     m = HUB_URL_RE.match(unquote(urlparse(url).path))
@@ -100,6 +105,8 @@ def _hf_arg(repo: str, label: str | None, path: str) -> list[str]:
 
 def _resolve_hub(ref: hf.HubRef, progress: hf.Progress | None,
                  stats: list[dict[str, Any]] | None) -> Model | QuantSet:
+    from . import hf
+
     listing = hf.list_repo(ref.repo, ref.revision)
     groups = hf.gguf_groups(listing)
     notes = [f"revision {ref.revision} (commit {listing.commit[:12]}): llama.cpp's -hf reads the default branch"] \
@@ -131,6 +138,8 @@ def _single(listing: hf.Listing, group: hf.GGUFGroup, ref: str, notes: list[str]
             stats: list[dict[str, Any]] | None) -> Model:
     from dataclasses import replace
 
+    from . import hf
+
     spec = hf.group_spec(listing, group, ref, stats)
     if notes:
         spec = replace(spec, notes=spec.notes + tuple(notes))
@@ -144,6 +153,7 @@ def _available(groups: list[hf.GGUFGroup]) -> str:
 
 def load_url(url: str, stats: list[dict[str, Any]] | None = None) -> Model:
     """A GGUF at a plain URL (and its sibling shards when split); cached by (url, etag)."""
+    from . import http_source as http
     from .gguf import build_spec, split_names
     from .gguf_header import parse_header
 
