@@ -117,9 +117,7 @@ def main(
     else:
         from .render.table import render_table
 
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        width = min(shutil.get_terminal_size((100, 24)).columns, 140)
-        sys.stdout.write(render_table(report, width=width, color=color))
+        sys.stdout.write(render_table(report, *_terminal(100, 140)))
     sys.stdout.flush()
     raise typer.Exit(EXIT_FITS if report.plan.verdict in REQUIRE_OK[settings.require] else EXIT_NO_FIT)
 
@@ -167,12 +165,16 @@ def quant_table(quants, settings: Settings, overrides: HardwareOverrides, json_o
     if json_output:
         sys.stdout.write(render_quants_json(table) + "\n")
     else:
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        width = min(shutil.get_terminal_size((120, 24)).columns, 160)
-        sys.stdout.write(render_quants_table(table, width=width, color=color))
+        sys.stdout.write(render_quants_table(table, *_terminal(120, 160)))
     sys.stdout.flush()
     fits = any(r.plan.verdict in REQUIRE_OK[settings.require] for r in table.rows)
     return EXIT_FITS if fits else EXIT_NO_FIT
+
+
+def _terminal(fallback_width: int, max_width: int) -> tuple[int, bool]:
+    """(width, color) for tables on stdout: the terminal's width, no color when piped or NO_COLOR is set."""
+    width = min(shutil.get_terminal_size((fallback_width, 24)).columns, max_width)
+    return width, sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
 def _progress():

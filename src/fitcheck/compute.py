@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
+
+from .data import load_yaml
 
 DEFAULT = {"out_e": 2.85, "ffn_ff": 0.725, "ffn_e": 2.75, "on_e": 6.85, "on_q": 2.85, "on_kv": 3.8,
            "off_e": 6.5, "off_q": 0.7, "all_e": 0.0}
@@ -35,18 +35,9 @@ class Features:
     encoder: bool
 
 
-def _data_text() -> str:
-    packaged = resources.files("fitcheck") / "data" / "compute_model.yaml"
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parents[2] / "data" / "compute_model.yaml").read_text(encoding="utf-8")
-
-
 @lru_cache(maxsize=1)
 def _table() -> dict:
-    import yaml
-
-    return yaml.load(_data_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return load_yaml("compute_model.yaml")
 
 
 def calibration(arch: str) -> tuple[dict[str, float], float | None]:

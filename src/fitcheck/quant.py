@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 from typing import Any
+
+from .data import load_yaml
 
 # Cache types llama.cpp accepts for -ctk / -ctv (common/arg.cpp kv_cache_types).
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
@@ -30,20 +30,9 @@ class FileType:
     note: str
 
 
-def _data_text() -> str:
-    packaged = resources.files("fitcheck") / "data" / "quant_types.yaml"
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    # Editable checkouts: the data folder sits at the repository root.
-    return (Path(__file__).resolve().parents[2] / "data" / "quant_types.yaml").read_text(encoding="utf-8")
-
-
 @lru_cache(maxsize=1)
 def _tables() -> tuple[dict[str, TensorType], dict[int, TensorType], dict[str, FileType], dict[int, FileType]]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raw: dict[str, Any] = yaml.load(_data_text(), Loader=loader)
+    raw: dict[str, Any] = load_yaml("quant_types.yaml")
     by_name = {name: TensorType(name=name, **fields) for name, fields in raw["tensor_types"].items()}
     files = {name: FileType(name=name, **fields) for name, fields in raw["file_types"].items()}
     return (by_name, {t.id: t for t in by_name.values()}, files, {f.id: f for f in files.values()})
