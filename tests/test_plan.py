@@ -133,8 +133,7 @@ def test_cpu_moe_flag(qwen3_30b_a3b):
 
 
 def test_tensor_override_first_match_wins(llama8b):
-    settings = Settings(ctx=8192, tensor_overrides=((r"blk\.(0|1)\.ffn_.*=", "CPU"),) and
-                        ((r"blk\.(0|1)\.ffn_", "CPU"), (r"blk\.0\.", "CUDA0")))
+    settings = Settings(ctx=8192, tensor_overrides=((r"blk\.(0|1)\.ffn_", "CPU"), (r"blk\.0\.", "CUDA0")))
     p = place_at(llama8b, settings, hw(24), 33)
     ffn01 = sum(t.size_bytes for t in llama8b.tensors if t.layer in (0, 1) and ".ffn_" in t.name)
     embd = sum(t.size_bytes for t in llama8b.tensors if t.name == "token_embd.weight")

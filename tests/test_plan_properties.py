@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings as hsettings, strategies as st
 
 from fitcheck.estimate import estimate
-from fitcheck.model import GiB, Gpu, Hardware, ModelSpec, Settings, Tensor
+from fitcheck.model import Gpu, Hardware, ModelSpec, Settings, Tensor
 from fitcheck.placement import layer_loads, place, targets
 from fitcheck.plan import best_placement
 

@@ -50,8 +50,8 @@ def main() -> None:
             if os.waitstatus_to_exitcode(status) != 0:
                 sys.exit("fitcheck failed")
         peak_kib = max(peaks)
-        print(f"| header | size | runs | median wall | min wall | peak RSS |")
-        print(f"|---|---|---|---|---|---|")
+        print("| header | size | runs | median wall | min wall | peak RSS |")
+        print("|---|---|---|---|---|---|")
         print(f"| Qwen2.5-7B shape, 152,064 tokens + 151,387 merges | {path.stat().st_size / 2**20:.1f} MiB | {runs} "
               f"| {statistics.median(walls):.3f} s | {min(walls):.3f} s | {peak_kib / 1024:.1f} MiB |")
 

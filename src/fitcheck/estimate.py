@@ -90,11 +90,15 @@ def n_ff_effective(spec: ModelSpec) -> int:
 
 def estimate_features(spec: ModelSpec, settings: Settings) -> compute.Features:
     """What the compute-buffer model needs, derived as estimate() derives it."""
-    c = resolve_context(spec, settings)
     flash_attn, _ = resolve_flash_attn(spec, settings)
     kinds, _ = archs.layer_kinds(spec)
+    return _features(spec, resolve_context(spec, settings), flash_attn, kinds, settings.swa_full)
+
+
+def _features(spec: ModelSpec, c: Context, flash_attn: bool, kinds: tuple[archs.LayerKind, ...],
+              swa_full: bool) -> compute.Features:
     window = archs.sliding_window(spec)
-    n_kv = max((kv_cells(k, c, window, settings.swa_full) for k in kinds if k.has_kv), default=0)
+    n_kv = max((kv_cells(k, c, window, swa_full) for k in kinds if k.has_kv), default=0)
     n_head = max(spec.n_head) or 1
     return compute.Features(tokens=c.n_ubatch, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
                             n_q=n_head * spec.head_dim_k, n_ff_eff=n_ff_effective(spec), flash_attn=flash_attn,
@@ -136,7 +140,8 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         layers.append(LayerNeed(il, layer_weights[il], layer_experts[il], kv,
                                 4 * kind.recurrent_floats * n_state_seqs, kind.sliding))
     coefficients, calibrated_error = compute.calibration(spec.architecture)
-    device_compute, layer_compute, host_compute = compute.peak(estimate_features(spec, settings), coefficients)
+    device_compute, layer_compute, host_compute = compute.peak(
+        _features(spec, c, flash_attn, kinds, settings.swa_full), coefficients)
     if calibrated_error is None:
         notes += (f"compute buffer for '{spec.architecture}' uses the generic model (not measured against llama.cpp)",)
 

@@ -60,7 +60,7 @@ def targets(hw: Hardware, settings: Settings) -> list[Target]:
     remote = [g for g in hw.gpus if g.remote]
     local = [g for g in hw.gpus if not g.remote]
     out = []
-    for i, g in enumerate(remote):
+    for g in remote:
         free = g.free_bytes if g.free_bytes is not None else g.total_bytes
         out.append(Target(f"RPC[{g.remote}]", g.name, "rpc", max(0, free - margin)))
     for i, g in enumerate(local):
