@@ -56,6 +56,7 @@
 #undef private
 #undef protected
 #include "llama-ext.h"
+#include "../ggml/src/ggml-impl.h"  // struct ggml_cgraph, for the MEASURE_GRAPH dump of leafs
 
 // keep INFO/WARN/ERROR lines (DEBUG is very chatty); CONT lines inherit the level of the line they continue
 static void log_cb(ggml_log_level level, const char * text, void * /*user*/) {
@@ -147,6 +148,36 @@ static std::string memory_json(llama_memory_i * mem) {
     return "{\"type\":\"unknown\"}";
 }
 
+// MEASURE_GRAPH=1: re-reserve the worst-case prompt graph, let the scheduler place it, and print every tensor
+// of the compute buffer (op, name, shape, bytes, offset) in graph order, so the peak can be traced to the
+// tensors that make it up. Diagnostic only; the JSON figures above do not depend on it.
+static void dump_graph(llama_context * ctx) {
+    const uint32_t n_seqs   = ctx->cparams.n_seq_max;
+    const uint32_t n_tokens = std::min(ctx->cparams.n_ctx, ctx->cparams.n_ubatch);
+    auto mctx = ctx->memory ? ctx->memory->init_full() : nullptr;
+    ggml_cgraph * gf = ctx->graph_reserve(n_tokens, n_seqs, std::min(n_tokens, ctx->cparams.n_outputs_max), mctx.get());
+    if (!gf || !ggml_backend_sched_alloc_graph(ctx->sched.get(), gf)) {
+        printf("@@GRAPH error\n");
+        return;
+    }
+    auto show = [](const char * kind, int i, const ggml_tensor * t) {
+        if (!t->buffer || ggml_backend_buffer_get_usage(t->buffer) != GGML_BACKEND_BUFFER_USAGE_COMPUTE) {
+            return;
+        }
+        const char * base = (const char *) ggml_backend_buffer_get_base(t->buffer);
+        printf("@@T\t%s\t%d\t%s\t%s\t[%lld,%lld,%lld,%lld]\t%zu\t%zu\t%p\t%p", kind, i, ggml_op_desc(t), t->name,
+               (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+               ggml_nbytes(t), (size_t) ((const char *) t->data - base), (const void *) t, (const void *) t->view_src);
+        for (int s = 0; s < GGML_MAX_SRC && t->src[s]; ++s) {
+            printf("\t%p", (const void *) t->src[s]);
+        }
+        printf("\n");
+    };
+    for (int i = 0; i < gf->n_leafs; ++i) show("leaf", i, gf->leafs[i]);
+    for (int i = 0; i < ggml_graph_n_nodes(gf); ++i) show("node", i, ggml_graph_node(gf, i));
+    printf("@@GRAPH end\n");
+}
+
 int main(int argc, char ** argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.gguf < settings\n", argv[0]);
@@ -222,6 +253,9 @@ int main(int argc, char ** argv) {
           << ",\"output_bytes\":" << out_bytes << ",\"by_buffer_type\":{" << bufts.str() << "}"
           << ",\"memory\":" << memory_json(ctx->memory.get()) << "}";
         printf("@@JSON %s\n", o.str().c_str());
+        if (getenv("MEASURE_GRAPH")) {
+            dump_graph(ctx);
+        }
         llama_free(ctx);
         ++idx;
     }

@@ -98,11 +98,19 @@ def estimate_features(spec: ModelSpec, settings: Settings) -> compute.Features:
 def _features(spec: ModelSpec, c: Context, flash_attn: bool, kinds: tuple[archs.LayerKind, ...],
               swa_full: bool) -> compute.Features:
     window = archs.sliding_window(spec)
-    n_kv = max((kv_cells(k, c, window, swa_full) for k in kinds if k.has_kv), default=0)
+    # llama.cpp rounds the reserved micro-batch up to a multiple of the sequences (graph_reserve)
+    tokens = -(-c.n_ubatch // max(1, c.n_seq)) * max(1, c.n_seq)
+    caches = {kind.sliding: kv_cells(kind, c, window, swa_full) for kind in kinds if kind.has_kv}
+    n_kv = max(caches.values(), default=0)
+    # one KQ mask input per cache (base and sliding), f16 with flash attention, f32 without
+    mask_bytes = sum(tokens * cells * (2 if flash_attn else 4) for cells in caches.values())
     n_head = max(spec.n_head) or 1
-    return compute.Features(tokens=c.n_ubatch, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
+    encoder = archs.is_embedding_model(spec)
+    if encoder:
+        mask_bytes = tokens * tokens * (2 if flash_attn else 4)
+    return compute.Features(tokens=tokens, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
                             n_q=n_head * spec.head_dim_k, n_ff_eff=n_ff_effective(spec), flash_attn=flash_attn,
-                            encoder=archs.is_embedding_model(spec))
+                            encoder=encoder, mask_bytes=mask_bytes)
 
 
 def estimate(spec: ModelSpec, settings: Settings) -> Needs:
