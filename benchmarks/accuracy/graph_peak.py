@@ -22,28 +22,30 @@ import layout_io  # noqa: E402
 MEASURE = HERE / "work" / "measure"
 
 
-def tensors(layout_name: str, setting: str) -> list[dict]:
+def tensors(layout_name: str, setting: str, with_size: bool = False):
     layout = next(layout_io.load_layout(p) for p in layout_io.layout_paths() if p.stem == layout_name)
     with tempfile.TemporaryDirectory(dir=HERE / "work") as tmp:
         gguf = Path(tmp) / "m.gguf"
         layout_io.write_gguf(layout, gguf)
         proc = subprocess.run([str(MEASURE), str(gguf)], input=setting + "\n", capture_output=True, text=True,
                               env={**os.environ, "MEASURE_GRAPH": "1", "OMP_NUM_THREADS": "2"}, check=True)
-    out = []
+    out, size = [], 0
     for line in proc.stdout.splitlines():
+        if line.startswith("@@SIZE\t"):
+            size = int(line.split("\t")[1])
         if not line.startswith("@@T\t"):
             continue
         parts = line.split("\t")
-        kind, idx, op, name, shape, size, off, ident, view = parts[1:10]
+        kind, idx, op, name, shape, size, off, ident, view, own, flags, dtype, nb = parts[1:14]
         out.append({"kind": kind, "i": int(idx) if kind == "node" else -1, "op": op, "name": name, "shape": shape,
                     "size": int(size), "off": int(off), "id": ident, "view": None if view == "(nil)" else view,
-                    "srcs": parts[10:]})
-    return out
+                    "own": own == "own", "flags": int(flags), "type": dtype, "nb": nb, "srcs": parts[14:]})
+    return (out, size) if with_size else out
 
 
 def main() -> None:
     ts = tensors(sys.argv[1], sys.argv[2])
-    owners = [t for t in ts if t["view"] is None]
+    owners = [t for t in ts if t["view"] is None and t["own"]]
     last_use: dict[str, int] = {}
     by_id = {t["id"]: t for t in ts}
     for t in ts:
@@ -59,7 +61,7 @@ def main() -> None:
     for t in sorted(alive, key=lambda t: t["off"]):
         print(f"  {t['off'] / 2**20:9.2f} +{t['size'] / 2**20:8.2f} MiB  #{t['i']:4d} {t['op']:12s} {t['name']} {t['shape']}")
     if "--all" in sys.argv:
-        for t in ts:
+        for t in (t for t in ts if t["own"]):
             print(f"  #{t['i']:4d} {t['op']:12s} {t['name']:28s} {t['shape']:28s} {t['size'] / 2**20:8.2f} "
                   f"@{t['off'] / 2**20:8.2f} {'view' if t['view'] else ''} <{','.join(by_id[s]['name'] if s in by_id else '(w)' for s in t['srcs'])}")
 

@@ -160,21 +160,23 @@ static void dump_graph(llama_context * ctx) {
         printf("@@GRAPH error\n");
         return;
     }
+    // every tensor the graph touches: own = placed in the compute buffer (else weights, KV cache: external)
     auto show = [](const char * kind, int i, const ggml_tensor * t) {
-        if (!t->buffer || ggml_backend_buffer_get_usage(t->buffer) != GGML_BACKEND_BUFFER_USAGE_COMPUTE) {
-            return;
-        }
-        const char * base = (const char *) ggml_backend_buffer_get_base(t->buffer);
-        printf("@@T\t%s\t%d\t%s\t%s\t[%lld,%lld,%lld,%lld]\t%zu\t%zu\t%p\t%p", kind, i, ggml_op_desc(t), t->name,
-               (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
-               ggml_nbytes(t), (size_t) ((const char *) t->data - base), (const void *) t, (const void *) t->view_src);
-        for (int s = 0; s < GGML_MAX_SRC && t->src[s]; ++s) {
-            printf("\t%p", (const void *) t->src[s]);
+        const bool own = t->buffer && ggml_backend_buffer_get_usage(t->buffer) == GGML_BACKEND_BUFFER_USAGE_COMPUTE;
+        const char * base = own ? (const char *) ggml_backend_buffer_get_base(t->buffer) : (const char *) t->data;
+        printf("@@T\t%s\t%d\t%s\t%s\t[%lld,%lld,%lld,%lld]\t%zu\t%zu\t%p\t%p\t%s\t%d\t%s\t[%zu,%zu,%zu,%zu]",
+               kind, i, ggml_op_desc(t), t->name, (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2],
+               (long long) t->ne[3], ggml_nbytes(t), own ? (size_t) ((const char *) t->data - base) : 0,
+               (const void *) t, (const void *) t->view_src, own ? "own" : "ext", (int) t->flags, ggml_type_name(t->type),
+               t->nb[0], t->nb[1], t->nb[2], t->nb[3]);
+        for (int s = 0; s < GGML_MAX_SRC; ++s) {
+            if (t->src[s]) printf("\t%p", (const void *) t->src[s]);
         }
         printf("\n");
     };
     for (int i = 0; i < gf->n_leafs; ++i) show("leaf", i, gf->leafs[i]);
     for (int i = 0; i < ggml_graph_n_nodes(gf); ++i) show("node", i, ggml_graph_node(gf, i));
+    printf("@@SIZE\t%zu\n", ggml_backend_sched_get_buffer_size(ctx->sched.get(), ctx->backends[0].get()));
     printf("@@GRAPH end\n");
 }
 
