@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import archs, compute, quant
+from . import archs, compute, graphs, quant
 from .errors import UsageError
 from .model import LayerNeed, ModelSpec, Needs, Settings
 
@@ -111,6 +111,23 @@ def _features(spec: ModelSpec, c: Context, flash_attn: bool, kinds: tuple[archs.
     return compute.Features(tokens=tokens, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
                             n_q=n_head * spec.head_dim_k, n_ff_eff=n_ff_effective(spec), flash_attn=flash_attn,
                             encoder=encoder, mask_bytes=mask_bytes)
+
+
+def graph_shape(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
+                kinds: tuple[archs.LayerKind, ...]) -> graphs.Shape:
+    """The micro-batch llama.cpp reserves its compute buffer for (llama_context::sched_reserve)."""
+    n_tokens = min(c.n_ctx, c.n_ubatch)
+    tokens = -(-n_tokens // max(1, c.n_seq)) * max(1, c.n_seq)
+    n_kv = max((kv_cells(k, c, archs.sliding_window(spec), settings.swa_full) for k in kinds if k.has_kv), default=0)
+    return graphs.Shape(tokens=tokens, outputs=min(n_tokens, c.n_batch), n_stream=c.n_stream, n_kv=n_kv,
+                        flash_attn=flash_attn, cache_type_k=settings.cache_type_k, cache_type_v=settings.cache_type_v)
+
+
+def compute_graph(spec: ModelSpec, settings: Settings) -> graphs.Graph:
+    c = resolve_context(spec, settings)
+    flash_attn, _ = resolve_flash_attn(spec, settings)
+    kinds, _ = archs.layer_kinds(spec)
+    return graphs.build_transformer(spec, graph_shape(spec, c, settings, flash_attn, kinds))
 
 
 def estimate(spec: ModelSpec, settings: Settings) -> Needs:

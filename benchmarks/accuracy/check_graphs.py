@@ -1,0 +1,56 @@
+"""Compare fitcheck.graphs' rebuilt graph with llama.cpp's own: node by node, and the buffer both need.
+
+Usage: python benchmarks/accuracy/check_graphs.py LAYOUT "ctx batch ubatch np unified tk tv fa swa_full emb"
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent.parent / "src"))
+
+import graph_peak  # noqa: E402
+import layout_io  # noqa: E402
+
+from fitcheck import estimate  # noqa: E402
+from fitcheck.model import Settings  # noqa: E402
+from fitcheck.sources.gguf import load_local  # noqa: E402
+
+
+def spec_of(name: str):
+    layout = next(layout_io.load_layout(p) for p in layout_io.layout_paths() if p.stem == name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.gguf"
+        layout_io.write_gguf(layout, out, sparse=False)
+        return load_local(str(out))
+
+
+def settings_of(line: str) -> Settings:
+    ctx, batch, ub, np_, uni, tk, tv, fa, swa_full, emb = line.split()
+    return Settings(ctx=int(ctx), batch=int(batch), ubatch=int(ub), parallel=int(np_), kv_unified=uni == "1",
+                    cache_type_k=tk, cache_type_v=tv, flash_attn=fa, swa_full=swa_full == "1", embeddings=emb == "1")
+
+
+def main() -> None:
+    spec = spec_of(sys.argv[1])
+    graph = estimate.compute_graph(spec, settings_of(sys.argv[2]))
+    mine = [(n.op, list(n.ne)) for n in graph.nodes if n.own]
+    ts, size = graph_peak.tensors(sys.argv[1], sys.argv[2], with_size=True)
+    theirs = [(t["op"], [int(x) for x in t["shape"][1:-1].split(",")], t["name"]) for t in ts
+              if t["kind"] == "node" and t["own"]]
+    print(f"llama.cpp {size} bytes, fitcheck {graph.buffer_size()} bytes ({graph.buffer_size() / size - 1:+.4f}); "
+          f"own nodes {len(theirs)} vs {len(mine)}")
+    for k, (a, b) in enumerate(zip(theirs, mine)):
+        if (a[0], a[1]) != b:
+            print(f"first difference at own node {k}:")
+            for j in range(max(0, k - 3), min(k + 4, len(theirs))):
+                print(f"  llama.cpp {theirs[j]}   fitcheck {mine[j] if j < len(mine) else None}")
+            break
+
+
+if __name__ == "__main__":
+    main()

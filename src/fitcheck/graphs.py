@@ -1,0 +1,346 @@
+"""llama.cpp's worst-case compute graph, rebuilt as data for fitcheck.galloc.
+
+The compute buffer is whatever ggml-alloc needs for the graph llama.cpp reserves: a micro-batch of n_ubatch
+tokens through every layer and the output head. This module builds the same tensors in the same order
+(ggml_build_forward_expand's depth-first walk from the same expand calls as src/llama-graph.cpp and
+src/models/*.cpp), with their shapes and strides, so the allocator replay sees what llama.cpp sees. Tiny
+bookkeeping tensors are kept too: they change where the big ones land. Covered: the dense and MoE transformer
+families (llama, mistral3, qwen2, qwen3, qwen3moe, phi3) and deepseek2's MLA; other architectures keep the
+calibrated stage model in fitcheck.compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+from .galloc import Tensor, buffer_size
+
+SIZES = {"f32": 4, "i32": 4, "f16": 2, "i64": 8}
+
+
+@dataclass(eq=False)
+class Node:
+    """A tensor under construction: shape (ne), strides (nb), what it is computed from."""
+
+    op: str
+    type: str
+    ne: tuple[int, int, int, int]
+    nb: tuple[int, int, int, int]
+    srcs: tuple[Node, ...] = ()
+    view_src: Node | None = None
+    own: bool = True
+    is_input: bool = False
+    name: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        if not self.own:
+            return 0
+        return SIZES[self.type] * prod(self.ne)
+
+
+def _contiguous(ne: tuple[int, ...], type_: str = "f32") -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    ne4 = tuple(ne) + (1,) * (4 - len(ne))
+    nb = [SIZES.get(type_, 2)]
+    for i in range(1, 4):
+        nb.append(nb[-1] * ne4[i - 1])
+    return ne4, tuple(nb)
+
+
+class Graph:
+    """The subset of ggml's graph API that llama.cpp's builders use, recording tensors instead of computing."""
+
+    def __init__(self) -> None:
+        self.leafs: list[Node] = []
+        self.nodes: list[Node] = []
+        self._seen: set[int] = set()
+
+    # leaves ------------------------------------------------------------------------------------------------
+    def input(self, name: str, ne: tuple[int, ...], type_: str = "f32") -> Node:
+        shape, nb = _contiguous(ne, type_)
+        return Node("NONE", type_, shape, nb, is_input=True, name=name)
+
+    def external(self, name: str, ne: tuple[int, ...], type_: str = "f16") -> Node:
+        """Weights and the KV cache: memory outside the compute buffer."""
+        shape, nb = _contiguous(ne, type_)
+        return Node("NONE", type_, shape, nb, own=False, name=name)
+
+    # ops ---------------------------------------------------------------------------------------------------
+    def _new(self, op: str, ne: tuple[int, ...], srcs: tuple[Node, ...], name: str = "", type_: str = "f32") -> Node:
+        shape, nb = _contiguous(ne, type_)
+        return Node(op, type_, shape, nb, srcs, name=name)
+
+    def _view(self, op: str, a: Node, ne: tuple[int, ...], nb: tuple[int, ...], srcs: tuple[Node, ...] = ()) -> Node:
+        ne4 = tuple(ne) + (1,) * (4 - len(ne))
+        nb4 = tuple(nb) + (nb[-1] * ne4[len(nb) - 1],) * (4 - len(nb)) if len(nb) < 4 else tuple(nb)
+        base = a.view_src or a
+        return Node(op, a.type, ne4, nb4, srcs or (a,), view_src=base, own=base.own, name=a.name)
+
+    def same(self, op: str, a: Node, *srcs: Node, name: str = "") -> Node:
+        """An op whose result has a's shape (norms, element-wise ops, rope, softmax, scale)."""
+        return self._new(op, a.ne, (a, *srcs), name)
+
+    def mul_mat(self, w: Node, x: Node, name: str = "") -> Node:
+        return self._new("MUL_MAT", (w.ne[1], x.ne[1], x.ne[2], x.ne[3]), (w, x), name)
+
+    def mul_mat_id(self, w: Node, x: Node, ids: Node, name: str = "") -> Node:
+        return self._new("MUL_MAT_ID", (w.ne[1], ids.ne[0], x.ne[2], 1), (w, x, ids), name)
+
+    def get_rows(self, a: Node, idx: Node, name: str = "") -> Node:
+        return self._new("GET_ROWS", (a.ne[0], idx.ne[0], idx.ne[1], a.ne[3]), (a, idx), name)
+
+    def cont(self, a: Node, ne: tuple[int, ...] | None = None, name: str = "") -> Node:
+        return self._new("CONT", ne or a.ne, (a,), name)
+
+    def glu(self, op: str, a: Node, b: Node | None = None, name: str = "") -> Node:
+        if b is None:  # fused gate+up tensor: the result is half as wide
+            return self._new(op, (a.ne[0] // 2, *a.ne[1:]), (a,), name)
+        return self._new(op, a.ne, (a, b), name)
+
+    def flash_attn(self, q: Node, k: Node, v: Node, mask: Node, name: str = "") -> Node:
+        return self._new("FLASH_ATTN_EXT", (v.ne[0], q.ne[2], q.ne[1], q.ne[3]), (q, k, v, mask), name)
+
+    def reshape(self, a: Node, *ne: int) -> Node:
+        shape, nb = _contiguous(ne, a.type)
+        return self._view("RESHAPE", a, shape, nb)
+
+    def view(self, a: Node, ne: tuple[int, ...], nb: tuple[int, ...]) -> Node:
+        return self._view("VIEW", a, ne, nb)
+
+    def permute(self, a: Node, *axes: int) -> Node:
+        ne, nb = [0] * 4, [0] * 4
+        for i, ax in enumerate(axes):
+            ne[ax], nb[ax] = a.ne[i], a.nb[i]
+        return self._view("PERMUTE", a, tuple(ne), tuple(nb))
+
+    def transpose(self, a: Node) -> Node:
+        return self.permute(a, 1, 0, 2, 3)
+
+    def set_rows(self, dst: Node, src: Node, idx: Node) -> Node:
+        """Writing K/V into the cache: a view of the (external) cache that consumes src."""
+        return self._view("SET_ROWS", dst, dst.ne, dst.nb, (src, idx, dst))
+
+    # graph order -------------------------------------------------------------------------------------------
+    def expand(self, t: Node) -> None:
+        """ggml_build_forward_expand: parents first, left to right, each tensor once."""
+        stack = [(t, False)]
+        while stack:
+            node, done = stack.pop()
+            if id(node) in self._seen:
+                continue
+            if done:
+                self._seen.add(id(node))
+                (self.nodes if node.op != "NONE" else self.leafs).append(node)
+                continue
+            stack.append((node, True))
+            for s in reversed(node.srcs):
+                if id(s) not in self._seen:
+                    stack.append((s, False))
+
+    def tensors(self) -> list[Tensor]:
+        order = self.leafs + self.nodes
+        index = {id(n): k for k, n in enumerate(order)}
+        out = []
+        for n in order:
+            out.append(Tensor(op=n.op, nbytes=n.nbytes, layout=(n.type, n.ne, n.nb),
+                              srcs=tuple(index[id(s)] for s in n.srcs),
+                              view_of=index[id(n.view_src)] if n.view_src is not None else None,
+                              own=n.own, is_input=n.is_input, leaf=n.op == "NONE", name=n.name))
+        return out
+
+    def buffer_size(self, alignment: int = 32) -> int:
+        return buffer_size(self.tensors(), alignment)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# llama.cpp's builders
+
+QUANTIZED_CACHE = frozenset({"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"})
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the graph of one reserve depends on (llama_context::graph_reserve)."""
+
+    tokens: int  # n_ubatch rounded up to a multiple of the streams
+    outputs: int  # rows kept for the logits: min(n_ubatch, n_batch)
+    n_stream: int  # KV streams (n_seq_max without a unified cache, else 1)
+    n_kv: int  # cells per stream
+    flash_attn: bool
+    cache_type_k: str
+    cache_type_v: str
+
+
+def _names(spec) -> set[str]:
+    return {t.name.split(".", 2)[2] if t.name.startswith("blk.") else t.name for t in spec.tensors}
+
+
+def _hadamard(g: Graph, x: Node, rot: Node) -> Node:
+    """llama_mul_mat_hadamard: x viewed as rows of rot's width, multiplied, viewed back."""
+    rows = g.reshape(x, rot.ne[0], prod(x.ne) // rot.ne[0])
+    return g.reshape(g.mul_mat(rot, rows), *x.ne)
+
+
+def _rot_width(head_dim: int) -> int:
+    n = 64
+    while head_dim % (n * 2) == 0:
+        n *= 2
+    return n
+
+
+def build_transformer(spec, s: Shape) -> Graph:
+    """The llama/mistral/qwen2/qwen3/phi3 family, dense or MoE (llama.cpp src/models/llama.cpp and kin)."""
+    g = Graph()
+    have = _names(spec)
+    T, e, ns = s.tokens, spec.n_embd, s.n_stream
+    n_head, n_head_kv = max(spec.n_head), max(spec.n_head_kv)
+    hd_k, hd_v = spec.head_dim_k, spec.head_dim_v
+    kv_k, kv_v = n_head_kv * hd_k, n_head_kv * hd_v
+    rot_k = s.cache_type_k in QUANTIZED_CACHE and hd_k % 64 == 0
+    rot_v = s.cache_type_v in QUANTIZED_CACHE and hd_v % 64 == 0
+    v_trans = not s.flash_attn
+    w = g.external  # weights: shape only matters for ne[1] of matmuls
+
+    tokens = g.input("inp_tokens", (T,), "i32")
+    inp_embd = g.input("inp_embd", (e, T))
+    embd = g.get_rows(w("token_embd", (e, spec.n_vocab)), tokens, "embd")
+    g.expand(embd)
+    g.expand(inp_embd)
+    k_rot = g.input("attn_inp_k_rot", (_rot_width(hd_k),) * 2) if rot_k else None
+    pos = g.input("inp_pos", (T,), "i32")
+    v_rot = g.input("attn_inp_v_rot", (64, 64)) if rot_v else None
+    k_idxs = g.input("attn_inp_k_idxs", (T,), "i64")
+    v_idxs = g.input("attn_inp_v_idxs", (T * kv_v if v_trans else T,), "i64")
+    mask = g.input("attn_inp_kq_mask", (s.n_kv, T // ns, 1, ns), "f16" if s.flash_attn else "f32")
+    out_ids = g.input("out_ids", (s.outputs,), "i32")
+    for leaf in (k_rot, pos, v_rot, k_idxs, v_idxs, mask, out_ids):
+        if leaf is not None:
+            g.expand(leaf)
+
+    fused_qkv = "attn_qkv.weight" in have
+    qk_norm = "attn_q_norm.weight" in have
+    bias = "attn_q.bias" in have
+    moe = spec.n_expert_used > 0 and "ffn_gate_inp.weight" in have
+    shared = "ffn_up_shexp.weight" in have
+    gated = "ffn_gate.weight" in have
+    norm_w = bool(spec.metadata.get(f"{spec.architecture}.expert_weights_norm", spec.architecture == "qwen3moe"))
+    n_ff_exp = int(spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length") or spec.n_ff)
+
+    cur = embd
+    for il in range(spec.n_layer):
+        inp = cur
+        x = g.same("MUL", g.same("RMS_NORM", cur), w("attn_norm", (e,)), name=f"attn_norm-{il}")
+        if fused_qkv:
+            qkv = g.mul_mat(w("wqkv", (e, n_head * hd_k + kv_k + kv_v)), x, f"wqkv-{il}")
+            q = g.view(qkv, (hd_k, n_head, T), (4, 4 * hd_k, qkv.nb[1]))
+            k = g.view(qkv, (hd_k, n_head_kv, T), (4, 4 * hd_k, qkv.nb[1]))
+            v = g.view(qkv, (hd_v, n_head_kv, T), (4, 4 * hd_v, qkv.nb[1]))
+        else:
+            q, k, v = (g.mul_mat(w(n, (e, width)), x, f"{n}-{il}") for n, width in
+                       (("Qcur", n_head * hd_k), ("Kcur", kv_k), ("Vcur", kv_v)))
+            if bias:
+                q, k, v = (g.same("ADD", t, w("b", (t.ne[0],))) for t in (q, k, v))
+            q, k, v = g.reshape(q, hd_k, n_head, T), g.reshape(k, hd_k, n_head_kv, T), g.reshape(v, hd_v, n_head_kv, T)
+        if qk_norm:
+            q = g.same("MUL", g.same("RMS_NORM", q), w("qn", (hd_k,)))
+            k = g.same("MUL", g.same("RMS_NORM", k), w("kn", (hd_k,)))
+        q = g.same("ROPE", q, pos)
+        if fused_qkv:
+            q = g.same("SCALE", q)
+        k = g.same("ROPE", k, pos)
+        if rot_k:
+            q, k = _hadamard(g, q, k_rot), _hadamard(g, k, k_rot)
+        if rot_v:
+            v = _hadamard(g, v, v_rot)
+        g.expand(q)
+        g.expand(v)
+        g.expand(k)
+        cache_k = w(f"cache_k_l{il}", (kv_k, s.n_kv * ns))
+        cache_v = w(f"cache_v_l{il}", (kv_v, s.n_kv * ns))
+        g.expand(g.set_rows(cache_k, g.view(k, (kv_k, T), (4, k.nb[2])), k_idxs))
+        if v_trans:  # llama_kv_cache::cpy_v writes a transposed V element by element
+            v2 = g.reshape(v, kv_v, T) if g_is_contiguous(v) else g.cont(v, (kv_v, T))
+            v2 = g.reshape(v2, 1, T * kv_v)
+        else:
+            v2 = g.view(v, (kv_v, T), (4, v.nb[2]))
+        g.expand(g.set_rows(cache_v, v2, v_idxs))
+        qv = g.permute(g.view(q, (hd_k, n_head, T // ns, ns), (4, q.nb[1], q.nb[2], q.nb[2] * (T // ns))), 0, 2, 1, 3)
+        kc = g.permute(w("kview", (hd_k, n_head_kv, s.n_kv, ns)), 0, 2, 1, 3)
+        if s.flash_attn:
+            vc = g.permute(w("vview", (hd_v, n_head_kv, s.n_kv, ns)), 0, 2, 1, 3)
+            o = g.flash_attn(qv, kc, vc, mask)
+            o = g.reshape(o, hd_v * n_head, T)
+        else:
+            vc = g.permute(w("vview", (s.n_kv, n_head_kv, hd_v, ns)), 0, 2, 1, 3)
+            kq = g.same("SOFT_MAX", g.mul_mat(kc, qv, f"kq-{il}"), mask)
+            kqv = g.mul_mat(vc, kq, f"kqv-{il}")
+            o = g.cont(g.permute(kqv, 0, 2, 1, 3), (hd_v * n_head, T))
+        if rot_v:
+            o = _hadamard(g, o, v_rot)
+        o = g.mul_mat(w("wo", (n_head * hd_v, e)), o, f"attn_out-{il}")
+        if il == spec.n_layer - 1:
+            o, inp = g.get_rows(o, out_ids), g.get_rows(inp, out_ids)
+        ffn_inp = g.same("ADD", o, inp, name=f"ffn_inp-{il}")
+        x = g.same("MUL", g.same("RMS_NORM", ffn_inp), w("ffn_norm", (e,)), name=f"ffn_norm-{il}")
+        n = x.ne[1]
+        if moe:
+            out = _moe(g, x, spec.n_expert, spec.n_expert_used, n_ff_exp, norm_w, il)
+            if shared:
+                out = g.same("ADD", out, _dense_ffn(g, x, n_ff_exp_shared(spec), True, il))
+        else:
+            out = _dense_ffn(g, x, spec.n_ff, gated, il)
+        cur = g.same("ADD", out, ffn_inp, name=f"l_out-{il}")
+        del n
+    cur = g.same("MUL", g.same("RMS_NORM", cur), w("output_norm", (e,)), name="result_norm")
+    g.expand(g.mul_mat(w("output", (e, spec.n_vocab)), cur, "result_output"))
+    return g
+
+
+def g_is_contiguous(t: Node) -> bool:
+    return t.nb == _contiguous(t.ne, t.type)[1]
+
+
+def n_ff_exp_shared(spec) -> int:
+    value = spec.metadata.get(f"{spec.architecture}.expert_shared_feed_forward_length")
+    if isinstance(value, int):
+        return value
+    count = int(spec.metadata.get(f"{spec.architecture}.expert_shared_count") or 1)
+    return int(spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length") or spec.n_ff) * count
+
+
+def _dense_ffn(g: Graph, x: Node, n_ff: int, gated: bool, il: int) -> Node:
+    e = x.ne[0]
+    if gated:
+        gate = g.mul_mat(g.external("ffn_gate", (e, n_ff)), x, f"ffn_gate-{il}")
+        up = g.mul_mat(g.external("ffn_up", (e, n_ff)), x, f"ffn_up-{il}")
+        act = g.glu("SWIGLU", gate, up)
+    else:  # phi3: one up tensor holds gate and up
+        act = g.glu("SWIGLU", g.mul_mat(g.external("ffn_up", (e, 2 * n_ff)), x, f"ffn_up-{il}"))
+    return g.mul_mat(g.external("ffn_down", (n_ff, e)), act, f"ffn_out-{il}")
+
+
+def _moe(g: Graph, x: Node, n_expert: int, n_used: int, n_ff: int, norm_w: bool, il: int) -> Node:
+    """llm_graph_context::build_moe_ffn with softmax gating and SwiGLU experts."""
+    e, T = x.ne[0], x.ne[1]
+    probs = g.same("SOFT_MAX", g.mul_mat(g.external("gate_inp", (e, n_expert)), x, f"ffn_moe_logits-{il}"))
+    probs_r = g.reshape(probs, 1, n_expert, T)
+    argsort = g._new("ARGSORT", (n_expert, T), (probs,), f"ffn_moe_argsort-{il}", "i32")
+    topk = g.view(argsort, (n_used, T), (4, argsort.nb[1]))
+    weights = g.get_rows(probs_r, topk, f"ffn_moe_weights-{il}")
+    if norm_w:
+        wr = g.reshape(weights, n_used, T)
+        total = g._new("SUM_ROWS", (1, T), (wr,))
+        total = g.same("CLAMP", total)
+        weights = g.reshape(g.same("DIV", wr, total), 1, n_used, T)
+    xr = g.reshape(x, e, 1, T)
+    gate = g.mul_mat_id(g.external("gate_exps", (e, n_ff, n_expert)), xr, topk, f"ffn_moe_gate-{il}")
+    up = g.mul_mat_id(g.external("up_exps", (e, n_ff, n_expert)), xr, topk, f"ffn_moe_up-{il}")
+    act = g.glu("SWIGLU", gate, up)
+    down = g.mul_mat_id(g.external("down_exps", (n_ff, e, n_expert)), act, topk, f"ffn_moe_down-{il}")
+    weighted = g.same("MUL", down, weights, name=f"ffn_moe_weighted-{il}")
+    views = [g.view(weighted, (e, T), (4, weighted.nb[2])) for _ in range(n_used)]
+    out = views[0]
+    for v in views[1:]:
+        out = g._new("ADD", (e, T), (out, v))
+    return out
