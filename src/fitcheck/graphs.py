@@ -81,6 +81,10 @@ class Graph:
         """An op whose result has a's shape (norms, element-wise ops, rope, softmax, scale)."""
         return self._new(op, a.ne, (a, *srcs), name)
 
+    def cont_like(self, op: str, a: Node, srcs: tuple[Node, ...] = ()) -> Node:
+        """An op on a (possibly strided) view whose result is a fresh contiguous tensor of the same shape."""
+        return self._new(op, a.ne, (a, *srcs))
+
     def mul_mat(self, w: Node, x: Node, name: str = "") -> Node:
         return self._new("MUL_MAT", (w.ne[1], x.ne[1], x.ne[2], x.ne[3]), (w, x), name)
 
@@ -194,13 +198,13 @@ def build_transformer(spec, s: Shape) -> Graph:
     g = Graph()
     have = _names(spec)
     T, e, ns = s.tokens, spec.n_embd, s.n_stream
-    n_head, n_head_kv = max(spec.n_head), max(spec.n_head_kv)
     hd_k, hd_v = spec.head_dim_k, spec.head_dim_v
-    kv_k, kv_v = n_head_kv * hd_k, n_head_kv * hd_v
+    kv_v = max(spec.n_head_kv) * hd_v
+    mla = "attn_kv_a_mqa.weight" in have
     rot_k = s.cache_type_k in QUANTIZED_CACHE and hd_k % 64 == 0
-    rot_v = s.cache_type_v in QUANTIZED_CACHE and hd_v % 64 == 0
+    rot_v = s.cache_type_v in QUANTIZED_CACHE and hd_v % 64 == 0 and not mla
     v_trans = not s.flash_attn
-    w = g.external  # weights: shape only matters for ne[1] of matmuls
+    w = g.external  # weights and KV cache: only their shapes matter
 
     tokens = g.input("inp_tokens", (T,), "i32")
     inp_embd = g.input("inp_embd", (e, T))
@@ -211,7 +215,7 @@ def build_transformer(spec, s: Shape) -> Graph:
     pos = g.input("inp_pos", (T,), "i32")
     v_rot = g.input("attn_inp_v_rot", (64, 64)) if rot_v else None
     k_idxs = g.input("attn_inp_k_idxs", (T,), "i64")
-    v_idxs = g.input("attn_inp_v_idxs", (T * kv_v if v_trans else T,), "i64")
+    v_idxs = None if mla else g.input("attn_inp_v_idxs", (T * kv_v if v_trans else T,), "i64")
     mask = g.input("attn_inp_kq_mask", (s.n_kv, T // ns, 1, ns), "f16" if s.flash_attn else "f32")
     out_ids = g.input("out_ids", (s.outputs,), "i32")
     for leaf in (k_rot, pos, v_rot, k_idxs, v_idxs, mask, out_ids):
@@ -221,7 +225,7 @@ def build_transformer(spec, s: Shape) -> Graph:
     fused_qkv = "attn_qkv.weight" in have
     qk_norm = "attn_q_norm.weight" in have
     bias = "attn_q.bias" in have
-    moe = spec.n_expert_used > 0 and "ffn_gate_inp.weight" in have
+    layer_names = {t.name for t in spec.tensors}
     shared = "ffn_up_shexp.weight" in have
     gated = "ffn_gate.weight" in have
     norm_w = bool(spec.metadata.get(f"{spec.architecture}.expert_weights_norm", spec.architecture == "qwen3moe"))
@@ -231,70 +235,136 @@ def build_transformer(spec, s: Shape) -> Graph:
     for il in range(spec.n_layer):
         inp = cur
         x = g.same("MUL", g.same("RMS_NORM", cur), w("attn_norm", (e,)), name=f"attn_norm-{il}")
-        if fused_qkv:
-            qkv = g.mul_mat(w("wqkv", (e, n_head * hd_k + kv_k + kv_v)), x, f"wqkv-{il}")
-            q = g.view(qkv, (hd_k, n_head, T), (4, 4 * hd_k, qkv.nb[1]))
-            k = g.view(qkv, (hd_k, n_head_kv, T), (4, 4 * hd_k, qkv.nb[1]))
-            v = g.view(qkv, (hd_v, n_head_kv, T), (4, 4 * hd_v, qkv.nb[1]))
+        if mla:
+            o = _mla_attention(g, spec, s, x, pos, k_idxs, mask, il)
         else:
-            q, k, v = (g.mul_mat(w(n, (e, width)), x, f"{n}-{il}") for n, width in
-                       (("Qcur", n_head * hd_k), ("Kcur", kv_k), ("Vcur", kv_v)))
-            if bias:
-                q, k, v = (g.same("ADD", t, w("b", (t.ne[0],))) for t in (q, k, v))
-            q, k, v = g.reshape(q, hd_k, n_head, T), g.reshape(k, hd_k, n_head_kv, T), g.reshape(v, hd_v, n_head_kv, T)
-        if qk_norm:
-            q = g.same("MUL", g.same("RMS_NORM", q), w("qn", (hd_k,)))
-            k = g.same("MUL", g.same("RMS_NORM", k), w("kn", (hd_k,)))
-        q = g.same("ROPE", q, pos)
-        if fused_qkv:
-            q = g.same("SCALE", q)
-        k = g.same("ROPE", k, pos)
-        if rot_k:
-            q, k = _hadamard(g, q, k_rot), _hadamard(g, k, k_rot)
-        if rot_v:
-            v = _hadamard(g, v, v_rot)
-        g.expand(q)
-        g.expand(v)
-        g.expand(k)
-        cache_k = w(f"cache_k_l{il}", (kv_k, s.n_kv * ns))
-        cache_v = w(f"cache_v_l{il}", (kv_v, s.n_kv * ns))
-        g.expand(g.set_rows(cache_k, g.view(k, (kv_k, T), (4, k.nb[2])), k_idxs))
-        if v_trans:  # llama_kv_cache::cpy_v writes a transposed V element by element
-            v2 = g.reshape(v, kv_v, T) if g_is_contiguous(v) else g.cont(v, (kv_v, T))
-            v2 = g.reshape(v2, 1, T * kv_v)
-        else:
-            v2 = g.view(v, (kv_v, T), (4, v.nb[2]))
-        g.expand(g.set_rows(cache_v, v2, v_idxs))
-        qv = g.permute(g.view(q, (hd_k, n_head, T // ns, ns), (4, q.nb[1], q.nb[2], q.nb[2] * (T // ns))), 0, 2, 1, 3)
-        kc = g.permute(w("kview", (hd_k, n_head_kv, s.n_kv, ns)), 0, 2, 1, 3)
-        if s.flash_attn:
-            vc = g.permute(w("vview", (hd_v, n_head_kv, s.n_kv, ns)), 0, 2, 1, 3)
-            o = g.flash_attn(qv, kc, vc, mask)
-            o = g.reshape(o, hd_v * n_head, T)
-        else:
-            vc = g.permute(w("vview", (s.n_kv, n_head_kv, hd_v, ns)), 0, 2, 1, 3)
-            kq = g.same("SOFT_MAX", g.mul_mat(kc, qv, f"kq-{il}"), mask)
-            kqv = g.mul_mat(vc, kq, f"kqv-{il}")
-            o = g.cont(g.permute(kqv, 0, 2, 1, 3), (hd_v * n_head, T))
-        if rot_v:
-            o = _hadamard(g, o, v_rot)
-        o = g.mul_mat(w("wo", (n_head * hd_v, e)), o, f"attn_out-{il}")
+            o = _attention(g, spec, s, x, pos, (k_rot, v_rot), (k_idxs, v_idxs), mask, fused_qkv, qk_norm, bias, il)
+        o = g.mul_mat(w("wo", (o.ne[0], e)), o, f"attn_out-{il}")
         if il == spec.n_layer - 1:
             o, inp = g.get_rows(o, out_ids), g.get_rows(inp, out_ids)
         ffn_inp = g.same("ADD", o, inp, name=f"ffn_inp-{il}")
         x = g.same("MUL", g.same("RMS_NORM", ffn_inp), w("ffn_norm", (e,)), name=f"ffn_norm-{il}")
-        n = x.ne[1]
-        if moe:
-            out = _moe(g, x, spec.n_expert, spec.n_expert_used, n_ff_exp, norm_w, il)
+        if f"blk.{il}.ffn_gate_inp.weight" in layer_names:
+            out = _moe(g, x, spec, n_ff_exp, norm_w, il)
             if shared:
                 out = g.same("ADD", out, _dense_ffn(g, x, n_ff_exp_shared(spec), True, il))
         else:
             out = _dense_ffn(g, x, spec.n_ff, gated, il)
-        cur = g.same("ADD", out, ffn_inp, name=f"l_out-{il}")
-        del n
+        # phi3 adds the residual first: in-place reuse then takes the residual's memory, not the FFN output's
+        cur = g.same("ADD", *((ffn_inp, out) if fused_qkv else (out, ffn_inp)), name=f"l_out-{il}")
     cur = g.same("MUL", g.same("RMS_NORM", cur), w("output_norm", (e,)), name="result_norm")
     g.expand(g.mul_mat(w("output", (e, spec.n_vocab)), cur, "result_output"))
     return g
+
+
+def _attention(g: Graph, spec, s: Shape, x: Node, pos: Node, rots: tuple, idxs: tuple, mask: Node,
+               fused_qkv: bool, qk_norm: bool, bias: bool, il: int) -> Node:
+    """build_attn with a KV cache: Q/K/V projections, rope, cache writes, attention (llama-graph.cpp)."""
+    w, e, T, ns = g.external, spec.n_embd, s.tokens, s.n_stream
+    n_head, n_head_kv = max(spec.n_head), max(spec.n_head_kv)
+    hd_k, hd_v = spec.head_dim_k, spec.head_dim_v
+    kv_k, kv_v = n_head_kv * hd_k, n_head_kv * hd_v
+    (k_rot, v_rot), (k_idxs, v_idxs) = rots, idxs
+    v_trans = not s.flash_attn
+    if fused_qkv:
+        qkv = g.mul_mat(w("wqkv", (e, n_head * hd_k + kv_k + kv_v)), x, f"wqkv-{il}")
+        q = g.view(qkv, (hd_k, n_head, T), (4, 4 * hd_k, qkv.nb[1]))
+        k = g.view(qkv, (hd_k, n_head_kv, T), (4, 4 * hd_k, qkv.nb[1]))
+        v = g.view(qkv, (hd_v, n_head_kv, T), (4, 4 * hd_v, qkv.nb[1]))
+    else:
+        q, k, v = (g.mul_mat(w(n, (e, width)), x, f"{n}-{il}") for n, width in
+                   (("Qcur", n_head * hd_k), ("Kcur", kv_k), ("Vcur", kv_v)))
+        if bias:
+            q, k, v = (g.same("ADD", t, w("b", (t.ne[0],))) for t in (q, k, v))
+        q, k, v = g.reshape(q, hd_k, n_head, T), g.reshape(k, hd_k, n_head_kv, T), g.reshape(v, hd_v, n_head_kv, T)
+    if qk_norm:
+        q = g.same("MUL", g.same("RMS_NORM", q), w("qn", (hd_k,)))
+        k = g.same("MUL", g.same("RMS_NORM", k), w("kn", (hd_k,)))
+    q = g.same("ROPE", q, pos)
+    if fused_qkv:
+        q = g.same("SCALE", q)
+    k = g.same("ROPE", k, pos)
+    if k_rot is not None:
+        q, k = _hadamard(g, q, k_rot), _hadamard(g, k, k_rot)
+    if v_rot is not None:
+        v = _hadamard(g, v, v_rot)
+    g.expand(q)
+    g.expand(v)
+    g.expand(k)
+    cache_k = w(f"cache_k_l{il}", (kv_k, s.n_kv * ns))
+    cache_v = w(f"cache_v_l{il}", (kv_v, s.n_kv * ns))
+    g.expand(g.set_rows(cache_k, g.view(k, (kv_k, T), (4, k.nb[2])), k_idxs))
+    if v_trans:  # llama_kv_cache::cpy_v writes a transposed V element by element
+        v2 = g.reshape(v, kv_v, T) if g_is_contiguous(v) else g.cont(v, (kv_v, T))
+        v2 = g.reshape(v2, 1, T * kv_v)
+    else:
+        v2 = g.view(v, (kv_v, T), (4, v.nb[2]))
+    g.expand(g.set_rows(cache_v, v2, v_idxs))
+    qv = g.permute(g.view(q, (hd_k, n_head, T // ns, ns), (4, q.nb[1], q.nb[2], q.nb[2] * (T // ns))), 0, 2, 1, 3)
+    kc = g.permute(w("kview", (hd_k, n_head_kv, s.n_kv, ns)), 0, 2, 1, 3)
+    if s.flash_attn:
+        vc = g.permute(w("vview", (hd_v, n_head_kv, s.n_kv, ns)), 0, 2, 1, 3)
+        o = g.flash_attn(qv, kc, vc, mask)
+        o = g.reshape(o, hd_v * n_head, T)
+    else:
+        vc = g.permute(w("vview", (s.n_kv, n_head_kv, hd_v, ns)), 0, 2, 1, 3)
+        kq = g.same("SOFT_MAX", g.mul_mat(kc, qv, f"kq-{il}"), mask)
+        kqv = g.mul_mat(vc, kq, f"kqv-{il}")
+        o = g.cont(g.permute(kqv, 0, 2, 1, 3), (hd_v * n_head, T))
+    if v_rot is not None:
+        o = _hadamard(g, o, v_rot)
+    return o
+
+
+def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, mask: Node, il: int) -> Node:
+    """deepseek2's multi-head latent attention with the absorbed K/V projections (src/models/deepseek2.cpp)."""
+    meta, arch = spec.metadata, spec.architecture
+    w, e, T, ns = g.external, spec.n_embd, s.tokens, s.n_stream
+    n_head = max(spec.n_head)
+    rank = int(meta[f"{arch}.attention.kv_lora_rank"])
+    n_rot = int(meta.get(f"{arch}.rope.dimension_count") or 64)
+    qk_head = int(meta.get(f"{arch}.attention.key_length_mla") or spec.head_dim_k)
+    v_head = int(meta.get(f"{arch}.attention.value_length_mla") or spec.head_dim_v)
+    nope = qk_head - n_rot
+    names = {t.name for t in spec.tensors}
+    if f"blk.{il}.attn_q_a.weight" in names:
+        q_lora = int(meta.get(f"{arch}.attention.q_lora_rank") or 0)
+        qa = g.mul_mat(w("wq_a", (e, q_lora)), x)
+        qa = g.same("MUL", g.same("RMS_NORM", qa), w("q_a_norm", (q_lora,)))
+        q = g.mul_mat(w("wq_b", (q_lora, n_head * qk_head)), qa, f"q-{il}")
+    else:
+        q = g.mul_mat(w("wq", (e, n_head * qk_head)), x, f"q-{il}")
+    q = g.reshape(q, qk_head, n_head, T)
+    q_nope = g.permute(g.view(q, (nope, n_head, T), (4, q.nb[1], q.nb[2])), 0, 2, 1, 3)
+    absorbed = g.mul_mat(w("wk_b", (nope, rank, n_head)), q_nope, f"q_nope_absorbed-{il}")
+    absorbed = g.permute(absorbed, 0, 2, 1, 3)
+    q_pe = g.cont_like("ROPE", g.view(q, (n_rot, n_head, T), (4, q.nb[1], q.nb[2])), (pos,))
+    q = g._new("CONCAT", (rank + n_rot, n_head, T), (absorbed, q_pe), f"Qcur-{il}")
+    kv = g.mul_mat(w("wkv_a_mqa", (e, rank + n_rot)), x, f"kv_cmpr_pe-{il}")
+    kv_cmpr = g.view(kv, (rank, T), (4, kv.nb[1]))
+    kv_cmpr = g.same("MUL", g.cont_like("RMS_NORM", kv_cmpr), w("kv_a_norm", (rank,)))
+    v_cur = g.reshape(kv_cmpr, rank, 1, T)
+    k_pe = g.cont_like("ROPE", g.view(kv, (n_rot, 1, T), (4, kv.nb[1], kv.nb[1])), (pos,))
+    k = g._new("CONCAT", (rank + n_rot, 1, T), (v_cur, k_pe), f"Kcur-{il}")
+    g.expand(q)
+    g.expand(k)
+    cache = w(f"cache_k_l{il}", (rank + n_rot, s.n_kv * ns))
+    g.expand(g.set_rows(cache, g.view(k, (rank + n_rot, T), (4, k.nb[2])), k_idxs))
+    qv = g.permute(g.view(q, (rank + n_rot, n_head, T // ns, ns), (4, q.nb[1], q.nb[2], q.nb[2] * (T // ns))),
+                   0, 2, 1, 3)
+    k_view = w("kview", (rank + n_rot, 1, s.n_kv, ns))
+    v_view = g.permute(w("vview", (rank, 1, s.n_kv, ns)), 0, 2, 1, 3)
+    if s.flash_attn:
+        o = g.flash_attn(qv, g.permute(k_view, 0, 2, 1, 3), v_view, mask)
+        o = g.mul_mat(w("wv_b", (rank, v_head, n_head)), g.permute(o, 0, 2, 1, 3), f"fattn_mla-{il}")
+        o = g.reshape(g.cont(g.permute(o, 0, 2, 1, 3)), v_head * n_head, T)
+    else:
+        v_cont = g._new("CONT", (s.n_kv, rank, 1, ns), (g.transpose(v_view),), f"v_cont-{il}", "f16")
+        kq = g.same("SOFT_MAX", g.mul_mat(g.permute(k_view, 0, 2, 1, 3), qv, f"kq-{il}"), mask)
+        kqv = g.mul_mat(v_cont, kq, f"kqv-{il}")
+        o = g.mul_mat(w("wv_b", (rank, v_head, n_head)), kqv, f"kqv_mla-{il}")
+        o = g.cont(g.permute(o, 0, 2, 1, 3), (v_head * n_head, T))
+    return o
 
 
 def g_is_contiguous(t: Node) -> bool:
@@ -320,9 +390,11 @@ def _dense_ffn(g: Graph, x: Node, n_ff: int, gated: bool, il: int) -> Node:
     return g.mul_mat(g.external("ffn_down", (n_ff, e)), act, f"ffn_out-{il}")
 
 
-def _moe(g: Graph, x: Node, n_expert: int, n_used: int, n_ff: int, norm_w: bool, il: int) -> Node:
+def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, il: int) -> Node:
     """llm_graph_context::build_moe_ffn with softmax gating and SwiGLU experts."""
     e, T = x.ne[0], x.ne[1]
+    n_expert, n_used = spec.n_expert, spec.n_expert_used
+    scale = spec.metadata.get(f"{spec.architecture}.expert_weights_scale")
     probs = g.same("SOFT_MAX", g.mul_mat(g.external("gate_inp", (e, n_expert)), x, f"ffn_moe_logits-{il}"))
     probs_r = g.reshape(probs, 1, n_expert, T)
     argsort = g._new("ARGSORT", (n_expert, T), (probs,), f"ffn_moe_argsort-{il}", "i32")
@@ -333,6 +405,8 @@ def _moe(g: Graph, x: Node, n_expert: int, n_used: int, n_ff: int, norm_w: bool,
         total = g._new("SUM_ROWS", (1, T), (wr,))
         total = g.same("CLAMP", total)
         weights = g.reshape(g.same("DIV", wr, total), 1, n_used, T)
+    if isinstance(scale, float) and scale not in (0.0, 1.0):
+        weights = g.same("SCALE", weights)
     xr = g.reshape(x, e, 1, T)
     gate = g.mul_mat_id(g.external("gate_exps", (e, n_ff, n_expert)), xr, topk, f"ffn_moe_gate-{il}")
     up = g.mul_mat_id(g.external("up_exps", (e, n_ff, n_expert)), xr, topk, f"ffn_moe_up-{il}")
