@@ -1,7 +1,8 @@
 """The estimator against llama.cpp's own allocations (benchmarks/accuracy/results/measurements.json).
 
-KV cache, recurrent state, weights and the output buffer must match to the byte on every measured row; the
-compute buffer must stay within the error published for its architecture in data/compute_model.yaml.
+KV cache, recurrent state, weights and the output buffer must match to the byte on every measured row. The
+compute buffer must be within 5% on every row: within 0.1% where fitcheck replays llama.cpp's graph
+(fitcheck.graphs), and within the error published in data/compute_model.yaml where the stage model applies.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fitcheck import compute, synth
+from fitcheck import compute, graphs, synth
 from fitcheck.estimate import estimate
 from fitcheck.model import Settings
 from fitcheck.sources.gguf import load_local
@@ -62,8 +63,10 @@ def test_matches_llama_cpp(specs, row):
     assert needs.n_ctx == row["resolved"]["n_ctx"] and needs.n_ctx_seq == row["resolved"]["n_ctx_seq"]
     assert needs.flash_attn == row["resolved"]["flash_attn"]
     _, published = compute.calibration(spec.architecture)
-    assert published is not None
-    assert needs.compute_bytes == pytest.approx(measured["compute_bytes"], rel=published + 1e-3)
+    replayed = graphs.covers(spec)
+    assert published is not None and (replayed or published <= 0.05)
+    tolerance = 1e-3 if replayed else published + 1e-3
+    assert needs.compute_bytes == pytest.approx(measured["compute_bytes"], rel=min(tolerance, 0.05))
 
 
 def test_rejected_settings_are_rejected(specs):

