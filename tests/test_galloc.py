@@ -1,0 +1,77 @@
+"""fitcheck.galloc replays ggml-alloc: placement rules checked on small hand-made graphs.
+
+(That the replay matches llama.cpp on real graphs is checked in tests/test_accuracy.py, through fitcheck.graphs.)
+"""
+
+from __future__ import annotations
+
+from fitcheck import galloc, graphs
+from fitcheck.galloc import Tensor
+
+F = ("f32", (256, 1, 1, 1), (4, 1024, 1024, 1024))  # one layout for the 1 KiB tensors below
+G = ("f32", (512, 1, 1, 1), (4, 2048, 2048, 2048))
+
+
+def _size(graph, offsets=None):
+    return galloc.buffer_size(graph, alignment=32, offsets=offsets)
+
+
+def test_inputs_first_then_nodes_and_inplace_reuse():
+    graph = [Tensor("NONE", 1024, F, leaf=True, is_input=True),  # 0: input
+             Tensor("NONE", 0, G, leaf=True, own=False),  # 1: a weight (external)
+             Tensor("MUL_MAT", 1024, F, srcs=(1, 0)),  # 2
+             Tensor("ADD", 1024, F, srcs=(2, 0)),  # 3: may take over 2 (its only consumer, same layout)
+             Tensor("MUL_MAT", 1024, F, srcs=(1, 3))]  # 4: takes the block freed by the input
+    offsets: dict[int, int] = {}
+    assert _size(graph, offsets) == 2048
+    assert offsets == {0: 0, 2: 1024, 3: 1024, 4: 0}
+
+
+def test_no_reuse_across_layouts_or_shared_parents():
+    different = [Tensor("NONE", 1024, F, leaf=True, is_input=True),
+                 Tensor("SCALE", 2048, G, srcs=(0,))]  # in-place op, but another layout
+    assert _size(different) == 3072
+    shared = [Tensor("NONE", 1024, F, leaf=True, is_input=True),
+              Tensor("SCALE", 1024, F, srcs=(0,)),  # 0 still has a consumer after this one
+              Tensor("ADD", 1024, F, srcs=(1, 0))]  # reuses 1 (last use); 0 is freed after
+    offsets: dict[int, int] = {}
+    assert _size(shared, offsets) == 2048
+    assert offsets[1] == 1024 and offsets[2] == 1024
+
+
+def test_best_fit_and_views_keep_their_source_alive():
+    graph = [Tensor("NONE", 1024, F, leaf=True, is_input=True),  # 0
+             Tensor("MUL_MAT", 4096, G, srcs=(0,)),  # 1: 4 KiB
+             Tensor("VIEW", 0, F, srcs=(1,), view_of=1),  # 2: a view keeps 1 alive until 3 has run
+             Tensor("MUL_MAT", 1024, F, srcs=(2,)),  # 3: 0 is free by now, so it fits the input's hole
+             Tensor("MUL_MAT", 2048, G, srcs=(3,))]  # 4: 1 was freed after 3: its 4 KiB hole is the best fit
+    offsets: dict[int, int] = {}
+    assert _size(graph, offsets) == 5120
+    assert offsets[3] == 0 and offsets[4] == 1024
+
+
+def test_outputs_are_never_freed_or_reused():
+    graph = [Tensor("NONE", 1024, F, leaf=True, is_input=True),
+             Tensor("SCALE", 1024, F, srcs=(0,), is_output=True),  # reuses the input in place
+             Tensor("SCALE", 1024, F, srcs=(1,)),  # may not take over the output: a new block
+             Tensor("SCALE", 1024, F, srcs=(2,)),
+             Tensor("MUL_MAT", 1024, F, srcs=(3,))]  # the output's block stays taken
+    offsets: dict[int, int] = {}
+    assert _size(graph, offsets) == 3072
+    assert offsets[1] == 0 and offsets[2] == offsets[3] == 1024 and offsets[4] == 2048
+
+
+def test_alignment_rounds_every_block():
+    graph = [Tensor("NONE", 10, F, leaf=True, is_input=True), Tensor("NONE", 10, F, leaf=True, is_input=True)]
+    assert galloc.buffer_size(graph, alignment=32) == 64
+    assert galloc.buffer_size(graph, alignment=128) == 256
+
+
+def test_expand_orders_parents_first_left_to_right():
+    g = graphs.Graph()
+    a = g.input("a", (4,))
+    b = g.same("SCALE", a, name="b")
+    c = g.same("SCALE", a, name="c")
+    d = g._new("ADD", (4,), (c, b), "d")
+    g.expand(d)
+    assert [n.name for n in g.nodes] == ["c", "b", "d"] and [n.name for n in g.leafs] == ["a"]
