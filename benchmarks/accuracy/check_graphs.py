@@ -6,28 +6,18 @@ Usage: python benchmarks/accuracy/check_graphs.py LAYOUT "ctx batch ubatch np un
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
+import fit_compute  # noqa: E402
 import graph_peak  # noqa: E402
-import layout_io  # noqa: E402
 import replay_alloc  # noqa: E402
 
 from fitcheck import estimate, galloc  # noqa: E402
 from fitcheck.model import Settings  # noqa: E402
-from fitcheck.sources.gguf import load_local  # noqa: E402
-
-
-def spec_of(name: str):
-    layout = next(layout_io.load_layout(p) for p in layout_io.layout_paths() if p.stem == name)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "m.gguf"
-        layout_io.write_gguf(layout, out, sparse=False)
-        return load_local(str(out))
 
 
 def settings_of(line: str) -> Settings:
@@ -37,7 +27,7 @@ def settings_of(line: str) -> Settings:
 
 
 def main() -> None:
-    spec = spec_of(sys.argv[1])
+    spec = fit_compute.layout_specs()[sys.argv[1]]
     graph = estimate.compute_graph(spec, settings_of(sys.argv[2]))
     mine = [(n.op, list(n.ne)) for n in graph.nodes if n.own]
     ts, size = graph_peak.tensors(sys.argv[1], sys.argv[2], with_size=True)

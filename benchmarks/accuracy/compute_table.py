@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -15,22 +14,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 import fit_compute  # noqa: E402
-import layout_io  # noqa: E402
 
 from fitcheck import graphs  # noqa: E402
 from fitcheck.estimate import estimate  # noqa: E402
-from fitcheck.sources.gguf import load_local  # noqa: E402
 
 
 def main() -> None:
     data = json.loads((HERE / "results" / "measurements.json").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        specs = {}
-        for path in layout_io.layout_paths():
-            layout = layout_io.load_layout(path)
-            out = Path(tmp) / f"{layout['name']}.gguf"
-            layout_io.write_gguf(layout, out, sparse=False)
-            specs[layout["name"]] = load_local(str(out))
+    specs = fit_compute.layout_specs()
     worst: dict[str, tuple[float, int, str]] = {}
     for row in data["rows"]:
         if "measured" not in row:

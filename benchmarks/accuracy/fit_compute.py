@@ -35,16 +35,22 @@ def settings_of(row: dict) -> Settings:
                     flash_attn=s["flash_attn"], swa_full=s["swa_full"], embeddings=s.get("embeddings"))
 
 
-def samples() -> dict[str, list[tuple[compute.Features, int]]]:
-    data = json.loads((HERE / "results" / "measurements.json").read_text())
-    by_arch: dict[str, list] = defaultdict(list)
+def layout_specs() -> dict:
+    """Every layout read back through fitcheck's own reader, by layout name."""
+    specs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        specs = {}
         for path in layout_io.layout_paths():
             layout = layout_io.load_layout(path)
             out = Path(tmp) / f"{layout['name']}.gguf"
             layout_io.write_gguf(layout, out, sparse=False)
             specs[layout["name"]] = load_local(str(out))
+    return specs
+
+
+def samples() -> dict[str, list[tuple[compute.Features, int]]]:
+    data = json.loads((HERE / "results" / "measurements.json").read_text())
+    by_arch: dict[str, list] = defaultdict(list)
+    specs = layout_specs()
     for row in data["rows"]:
         if "measured" not in row:
             continue

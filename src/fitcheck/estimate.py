@@ -113,22 +113,17 @@ def _features(spec: ModelSpec, c: Context, flash_attn: bool, kinds: tuple[archs.
                             encoder=encoder, mask_bytes=mask_bytes)
 
 
-def graph_shape(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
-                kinds: tuple[archs.LayerKind, ...]) -> graphs.Shape:
+def graph_shape(f: compute.Features, c: Context, settings: Settings) -> graphs.Shape:
     """The micro-batch llama.cpp reserves its compute buffer for (llama_context::sched_reserve)."""
-    n_tokens = min(c.n_ctx, c.n_ubatch)
-    tokens = -(-n_tokens // max(1, c.n_seq)) * max(1, c.n_seq)
-    n_kv = max((kv_cells(k, c, archs.sliding_window(spec), settings.swa_full) for k in kinds if k.has_kv), default=0)
-    return graphs.Shape(tokens=tokens, outputs=min(n_tokens, c.n_batch), n_stream=c.n_stream, n_kv=n_kv,
-                        flash_attn=flash_attn, cache_type_k=settings.cache_type_k, cache_type_v=settings.cache_type_v)
+    return graphs.Shape(tokens=f.tokens, outputs=c.n_ubatch, n_stream=c.n_stream, n_kv=f.n_kv,
+                        flash_attn=f.flash_attn, cache_type_k=settings.cache_type_k,
+                        cache_type_v=settings.cache_type_v)
 
 
 def compute_graph(spec: ModelSpec, settings: Settings) -> graphs.Graph:
     """llama.cpp's worst-case graph for this model and these settings (covered architectures only)."""
-    c = resolve_context(spec, settings)
-    flash_attn, _ = resolve_flash_attn(spec, settings)
-    kinds, _ = archs.layer_kinds(spec)
-    return graphs.build_transformer(spec, graph_shape(spec, c, settings, flash_attn, kinds))
+    features = estimate_features(spec, settings)
+    return graphs.build_transformer(spec, graph_shape(features, resolve_context(spec, settings), settings))
 
 
 def estimate(spec: ModelSpec, settings: Settings) -> Needs:
@@ -166,11 +161,11 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         layers.append(LayerNeed(il, layer_weights[il], layer_experts[il], kv,
                                 4 * kind.recurrent_floats * n_state_seqs, kind.sliding))
     coefficients, calibrated_error = compute.calibration(spec.architecture)
-    device_compute, layer_compute, host_compute = compute.peak(
-        _features(spec, c, flash_attn, kinds, settings.swa_full), coefficients)
+    features = _features(spec, c, flash_attn, kinds, settings.swa_full)
+    device_compute, layer_compute, host_compute = compute.peak(features, coefficients)
     if graphs.covers(spec):
         # replay ggml-alloc over llama.cpp's own graph: exact where the stage model can only approximate
-        shape = graph_shape(spec, c, settings, flash_attn, kinds)
+        shape = graph_shape(features, c, settings)
         device_compute = graphs.build_transformer(spec, shape).buffer_size()
         layer_compute = graphs.build_transformer(spec, shape, with_output=False).buffer_size()
     elif calibrated_error is None:

@@ -34,7 +34,6 @@ class Tensor:
     layout: tuple = ()  # (type, ne, nb): in-place reuse needs the same layout as the parent
     srcs: tuple[int, ...] = ()  # indices of the source tensors in the graph
     view_of: int | None = None  # index of the tensor this one views (views own no memory)
-    view_offset: int = 0  # byte offset of the view into view_of
     own: bool = True  # False: weights, KV cache and other memory outside the compute buffer
     is_input: bool = False
     is_output: bool = False

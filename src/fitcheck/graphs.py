@@ -213,7 +213,7 @@ def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
     hd_k, hd_v = spec.head_dim_k, spec.head_dim_v
     kv_v = max(spec.n_head_kv) * hd_v
     mla = "attn_kv_a_mqa.weight" in have
-    rot_k = s.cache_type_k in QUANTIZED_CACHE and hd_k % 64 == 0
+    rot_k = s.cache_type_k in QUANTIZED_CACHE and hd_k % 64 == 0 and not mla  # MLA caches are not rotated
     rot_v = s.cache_type_v in QUANTIZED_CACHE and hd_v % 64 == 0 and not mla
     v_trans = not s.flash_attn
     w = g.external  # weights and KV cache: only their shapes matter
@@ -427,6 +427,7 @@ def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, il: int) -> Node:
         weights = g.reshape(g.same("DIV", wr, total), 1, n_used, T)
     if isinstance(scale, float) and scale not in (0.0, 1.0):
         weights = g.same("SCALE", weights)
+    g.expand(weights)  # the routing comes before the experts in llama.cpp's node order
     xr = g.reshape(x, e, 1, T)
     gate = g.mul_mat_id(g.external("gate_exps", (e, n_ff, n_expert)), xr, topk, f"ffn_moe_gate-{il}")
     up = g.mul_mat_id(g.external("up_exps", (e, n_ff, n_expert)), xr, topk, f"ffn_moe_up-{il}")
@@ -434,6 +435,8 @@ def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, il: int) -> Node:
     down = g.mul_mat_id(g.external("down_exps", (n_ff, e, n_expert)), act, topk, f"ffn_moe_down-{il}")
     weighted = g.same("MUL", down, weights, name=f"ffn_moe_weighted-{il}")
     views = [g.view(weighted, (e, T), (4, weighted.nb[2])) for _ in range(n_used)]
+    for v in views:  # llama.cpp expands every expert's slice before summing them
+        g.expand(v)
     out = views[0]
     for v in views[1:]:
         out = g._new("ADD", (e, T), (out, v))
