@@ -42,7 +42,7 @@ class Node:
 
 def _contiguous(ne: tuple[int, ...], type_: str = "f32") -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
     ne4 = tuple(ne) + (1,) * (4 - len(ne))
-    nb = [SIZES.get(type_, 2)]
+    nb = [SIZES.get(type_, 2)]  # quantized types only appear on external tensors, whose strides do not matter
     for i in range(1, 4):
         nb.append(nb[-1] * ne4[i - 1])
     return ne4, tuple(nb)
@@ -237,7 +237,7 @@ def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
     fused_qkv = "attn_qkv.weight" in have
     qk_norm = "attn_q_norm.weight" in have
     bias = "attn_q.bias" in have
-    layer_names = {t.name for t in spec.tensors}
+    tensor_names = {t.name for t in spec.tensors}
     shared = "ffn_up_shexp.weight" in have
     gated = "ffn_gate.weight" in have
     norm_w = bool(spec.metadata.get(f"{spec.architecture}.expert_weights_norm", spec.architecture == "qwen3moe"))
@@ -248,7 +248,7 @@ def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
         inp = cur
         x = g.same("MUL", g.same("RMS_NORM", cur), w("attn_norm", (e,)), name=f"attn_norm-{il}")
         if mla:
-            o = _mla_attention(g, spec, s, x, pos, k_idxs, mask, il)
+            o = _mla_attention(g, spec, s, x, pos, k_idxs, mask, tensor_names, il)
         else:
             o = _attention(g, spec, s, x, pos, (k_rot, v_rot), (k_idxs, v_idxs), mask, fused_qkv, qk_norm, bias, il)
         o = g.mul_mat(w("wo", (o.ne[0], e)), o, f"attn_out-{il}")
@@ -256,10 +256,10 @@ def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
             o, inp = g.get_rows(o, out_ids), g.get_rows(inp, out_ids)
         ffn_inp = g.same("ADD", o, inp, name=f"ffn_inp-{il}")
         x = g.same("MUL", g.same("RMS_NORM", ffn_inp), w("ffn_norm", (e,)), name=f"ffn_norm-{il}")
-        if f"blk.{il}.ffn_gate_inp.weight" in layer_names:
-            out = _moe(g, x, spec, n_ff_exp, norm_w, il)
+        if f"blk.{il}.ffn_gate_inp.weight" in tensor_names:
+            out = _moe(g, x, spec, n_ff_exp, norm_w, tensor_names, il)
             if shared:
-                out = g.same("ADD", out, _dense_ffn(g, x, n_ff_exp_shared(spec), True, il))
+                out = g.same("ADD", out, _dense_ffn(g, x, _shared_ff(spec), True, il))
         else:
             out = _dense_ffn(g, x, spec.n_ff, gated, il)
         # phi3 adds the residual first: in-place reuse then takes the residual's memory, not the FFN output's
@@ -310,7 +310,7 @@ def _attention(g: Graph, spec, s: Shape, x: Node, pos: Node, rots: tuple, idxs: 
     cache_v = w(f"cache_v_l{il}", (kv_v, s.n_kv * ns))
     g.expand(g.set_rows(cache_k, g.view(k, (kv_k, T), (4, k.nb[2])), k_idxs))
     if v_trans:  # llama_kv_cache::cpy_v writes a transposed V element by element
-        v2 = g.reshape(v, kv_v, T) if g_is_contiguous(v) else g.cont(v, (kv_v, T))
+        v2 = g.reshape(v, kv_v, T) if _is_contiguous(v) else g.cont(v, (kv_v, T))
         v2 = g.reshape(v2, 1, T * kv_v)
     else:
         v2 = g.view(v, (kv_v, T), (4, v.nb[2]))
@@ -331,7 +331,8 @@ def _attention(g: Graph, spec, s: Shape, x: Node, pos: Node, rots: tuple, idxs: 
     return o
 
 
-def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, mask: Node, il: int) -> Node:
+def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, mask: Node,
+                   names: set[str], il: int) -> Node:
     """deepseek2's multi-head latent attention with the absorbed K/V projections (src/models/deepseek2.cpp)."""
     meta, arch = spec.metadata, spec.architecture
     w, e, T, ns = g.external, spec.n_embd, s.tokens, s.n_stream
@@ -341,7 +342,6 @@ def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, m
     qk_head = int(meta.get(f"{arch}.attention.key_length_mla") or spec.head_dim_k)
     v_head = int(meta.get(f"{arch}.attention.value_length_mla") or spec.head_dim_v)
     nope = qk_head - n_rot
-    names = {t.name for t in spec.tensors}
     if f"blk.{il}.attn_q_a.weight" in names:
         q_lora = int(meta.get(f"{arch}.attention.q_lora_rank") or 0)
         qa = g.mul_mat(w("wq_a", (e, q_lora)), x)
@@ -382,11 +382,11 @@ def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, m
     return o
 
 
-def g_is_contiguous(t: Node) -> bool:
+def _is_contiguous(t: Node) -> bool:
     return t.nb == _contiguous(t.ne, t.type)[1]
 
 
-def n_ff_exp_shared(spec) -> int:
+def _shared_ff(spec) -> int:
     value = spec.metadata.get(f"{spec.architecture}.expert_shared_feed_forward_length")
     if isinstance(value, int):
         return value
@@ -405,7 +405,7 @@ def _dense_ffn(g: Graph, x: Node, n_ff: int, gated: bool, il: int) -> Node:
     return g.mul_mat(g.external("ffn_down", (n_ff, e)), act, f"ffn_out-{il}")
 
 
-def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, il: int) -> Node:
+def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, names: set[str], il: int) -> Node:
     """llm_graph_context::build_moe_ffn with softmax gating and SwiGLU experts."""
     e, T = x.ne[0], x.ne[1]
     n_expert, n_used = spec.n_expert, spec.n_expert_used
@@ -415,7 +415,7 @@ def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, il: int) -> Node:
     probs = g.same("SIGMOID" if sigmoid else "SOFT_MAX", logits)
     probs_r = g.reshape(probs, 1, n_expert, T)
     selection = probs
-    if any(t.name == f"blk.{il}.exp_probs_b.bias" for t in spec.tensors):
+    if f"blk.{il}.exp_probs_b.bias" in names:
         selection = g.same("ADD", probs, g.external("exp_probs_b", (n_expert,)))
     argsort = g._new("ARGSORT", (n_expert, T), (selection,), f"ffn_moe_argsort-{il}", "i32")
     topk = g.view(argsort, (n_used, T), (4, argsort.nb[1]))
