@@ -7,9 +7,12 @@
 Run `python examples/make_example.py` to rebuild them.
 """
 
+import sys
 from pathlib import Path
 
-from fitcheck import synth
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.gguf_builder: not shipped
+
+from tests import gguf_builder as synth
 
 HERE = Path(__file__).parent
 

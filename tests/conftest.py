@@ -1,4 +1,4 @@
-"""Shared fixtures: header-only GGUFs built with gguf's writer (through fitcheck.synth)."""
+"""Shared fixtures: header-only GGUFs built with gguf's writer (through tests.gguf_builder)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from fitcheck import synth
 from fitcheck.model import ModelSpec
 from fitcheck.sources.gguf import load_local
+from tests import gguf_builder as synth
 
 MakeGGUF = Callable[..., Path]
 

@@ -340,7 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
 # -- demo content shared by the tests --------------------------------------------------------------------------
 
 def tiny_layout(file_type: str, name: str = "Tiny") -> tuple[dict[str, Any], list[Any]]:
-    from fitcheck import synth
+    from tests import gguf_builder as synth
 
     weight, down, ftype = TINY_QUANTS[file_type]
     return synth.llama_layout(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_ff=1024, n_vocab=2048,
@@ -350,7 +350,7 @@ def tiny_layout(file_type: str, name: str = "Tiny") -> tuple[dict[str, Any], lis
 
 def qwen7b_layout() -> tuple[dict[str, Any], list[Any]]:
     """Qwen2.5-7B's shapes with its 152064-token vocabulary (the benchmark's header)."""
-    from fitcheck import synth
+    from tests import gguf_builder as synth
 
     return synth.llama_layout(arch="qwen2", n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944,
                               n_vocab=152064, n_ctx_train=32768, attn_bias=True, name="Qwen2.5-7B-shaped")
@@ -358,7 +358,7 @@ def qwen7b_layout() -> tuple[dict[str, Any], list[Any]]:
 
 def build_files(folder: Path) -> dict[str, tuple[Path, int]]:
     """Header-only GGUFs: tiny quants, a split BF16-named tiny model, a Qwen2.5-7B-shaped Q4_K_M."""
-    from fitcheck import synth
+    from tests import gguf_builder as synth
 
     out = {}
     for q in TINY_QUANTS:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from fitcheck import compute, graphs, synth
+from fitcheck import archs
+from fitcheck.compute import stage
 from fitcheck.estimate import estimate
 from fitcheck.model import Settings
 from fitcheck.sources.gguf import load_local
+from tests import gguf_builder as synth
 
 ACCURACY = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy"
 DATA = json.loads((ACCURACY / "results" / "measurements.json").read_text())
@@ -62,8 +64,8 @@ def test_matches_llama_cpp(specs, row):
     assert needs.output_bytes == measured["output_bytes"]
     assert needs.n_ctx == row["resolved"]["n_ctx"] and needs.n_ctx_seq == row["resolved"]["n_ctx_seq"]
     assert needs.flash_attn == row["resolved"]["flash_attn"]
-    _, published = compute.calibration(spec.architecture)
-    replayed = graphs.covers(spec)
+    _, published = stage.calibration(spec.architecture)
+    replayed = archs.compute_method(spec) is archs.Compute.GRAPH
     assert published is not None and (replayed or published <= 0.05)
     tolerance = 1e-3 if replayed else published + 1e-3
     assert needs.compute_bytes == pytest.approx(measured["compute_bytes"], rel=min(tolerance, 0.05))

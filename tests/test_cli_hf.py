@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_hub import TOKEN, FakeHub, build_files, populate  # noqa: E402
+from fake_hub import TOKEN, FakeHub, build_files, populate
 
 HW = ["--vram", "4G", "--ram", "16G"]
 

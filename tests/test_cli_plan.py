@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fitcheck import synth
+from tests import gguf_builder as synth
 from tests.test_cli import _one_line_error, fitcheck
 
 
@@ -60,7 +60,7 @@ def test_user_ngl_and_ot_are_honoured(llama8b_path):
 
 def test_two_gpus_with_split(llama8b_path):
     doc = json.loads(fitcheck(llama8b_path, "--vram", "24G,24G", "--ram", "64G", "-ts", "3,1", "--json").stdout)
-    gpu0, gpu1, cpu = doc["plan"]["devices"]
+    gpu0, gpu1, _ = doc["plan"]["devices"]
     assert gpu0["weights_bytes"] > 2 * gpu1["weights_bytes"] and "-ts 3,1" in doc["plan"]["command"]
 
 

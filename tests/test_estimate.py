@@ -6,11 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from fitcheck import synth
+from fitcheck.context import resolve_context
 from fitcheck.errors import UsageError
-from fitcheck.estimate import estimate, resolve_context
+from fitcheck.estimate import estimate
 from fitcheck.model import MiB, Settings
 from fitcheck.sources.gguf import load_local
+from tests import gguf_builder as synth
 
 
 def test_llama8b_kv_f16(llama8b):

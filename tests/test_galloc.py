@@ -1,12 +1,12 @@
-"""fitcheck.galloc replays ggml-alloc: placement rules checked on small hand-made graphs.
+"""fitcheck.compute.galloc replays ggml-alloc: placement rules checked on small hand-made graphs.
 
-(That the replay matches llama.cpp on real graphs is checked in tests/test_accuracy.py, through fitcheck.graphs.)
+(That the replay matches llama.cpp on real graphs is checked in tests/test_accuracy.py, through fitcheck.compute.graph.)
 """
 
 from __future__ import annotations
 
-from fitcheck import galloc, graphs
-from fitcheck.galloc import Tensor
+from fitcheck.compute import galloc, ggml_graph
+from fitcheck.compute.galloc import Tensor
 
 F = ("f32", (256, 1, 1, 1), (4, 1024, 1024, 1024))  # one layout for the 1 KiB tensors below
 G = ("f32", (512, 1, 1, 1), (4, 2048, 2048, 2048))
@@ -68,7 +68,7 @@ def test_alignment_rounds_every_block():
 
 
 def test_expand_orders_parents_first_left_to_right():
-    g = graphs.Graph()
+    g = ggml_graph.Graph()
     a = g.input("a", (4,))
     b = g.same("SCALE", a, name="b")
     c = g.same("SCALE", a, name="c")

@@ -78,7 +78,7 @@ def test_70b_on_one_24gb_gpu_offloads_exact_ngl(llama70b):
 def test_70b_on_two_24gb_gpus_splits(llama70b):
     p = run(llama70b, Settings(ctx=8192), hw(24, 24))
     assert p.verdict == "gpu" and p.gpu_layers == 81
-    gpu0, gpu1, cpu = p.devices
+    gpu0, gpu1, _ = p.devices
     assert gpu0.weights_bytes > 0 and gpu1.weights_bytes > 0
     assert abs(gpu0.weights_bytes - gpu1.weights_bytes) < 0.1 * gpu0.weights_bytes
     assert gpu0.overhead_bytes == gpu1.overhead_bytes == Settings().gpu_reserve_bytes

@@ -1,13 +1,14 @@
-"""Property: for any layout, hardware and choice, placement neither loses nor double-counts a byte."""
+"""Properties of placement: no byte is lost or counted twice, and one GPU's share matches a recount from the tensors."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from fitcheck.estimate import estimate
 from fitcheck.model import Gpu, Hardware, ModelSpec, Settings, Tensor
 from fitcheck.placement import layer_loads, place, targets
-from fitcheck.plan import best_placement
 
 
 @st.composite
@@ -60,12 +61,34 @@ def test_every_byte_is_placed_once(spec, hw, ngl, n_cpu_moe, override):
     assert p.devices[-1].kind == "cpu"
 
 
-@given(layouts(), machines())
-@hsettings(max_examples=100, deadline=None)
-def test_planned_placement_fits_or_says_none(spec, hw):
+@given(layouts(), st.integers(0, 64 * 2**20), st.integers(0, 256 * 2**20), st.integers(0, 20))
+@hsettings(max_examples=200, deadline=None)
+def test_one_gpu_placement_matches_an_independent_count(spec, vram, ram, ngl):
+    """-ngl N on one GPU, recounted from the tensors: the last N of the n_layer + 1 layers (output last)."""
     settings = Settings(ctx=1024, gpu_reserve_bytes=2**20, margin_bytes=0)
-    p = best_placement(spec, estimate(spec, settings), settings, hw)
-    if p.fits:
-        assert all(d.capacity_bytes is None or d.total_bytes <= d.capacity_bytes for d in p.devices)
-    total = sum(t.size_bytes for t in spec.tensors)
-    assert sum(d.weights_bytes for d in p.devices) >= total
+    hw = Hardware("override", (Gpu(0, "g0", vram, vram),), ram, ram)
+    needs = estimate(spec, settings)
+    tgts = targets(hw, settings)
+    ngl = min(ngl, spec.n_layer + 1)
+    p = place(spec, needs, settings, tgts, layer_loads(spec, needs, settings, [t.name for t in tgts]), ngl, 0)
+
+    blocks = set(range(spec.n_layer - min(ngl, spec.n_layer), spec.n_layer))
+    output_on_gpu = ngl > spec.n_layer
+    gpu_weights = 0
+    for t in spec.tensors:
+        on_output_layer = t.layer is None and not t.name.startswith("token_embd")
+        if t.layer in blocks or (output_on_gpu and on_output_layer):
+            gpu_weights += t.size_bytes
+    tied_copy = next(t.size_bytes for t in spec.tensors if t.name == "token_embd.weight") \
+        if output_on_gpu and spec.tied_embeddings else 0
+    gpu_kv = sum(needs.layers[i].kv_cache_bytes for i in blocks)
+    gpu_state = sum(needs.layers[i].recurrent_state_bytes for i in blocks)
+    used = bool(blocks) or output_on_gpu
+    gpu_compute = needs.compute_bytes if output_on_gpu else needs.layer_compute_bytes if used else 0
+    gpu_total = gpu_weights + tied_copy + gpu_kv + gpu_state + gpu_compute + (2**20 if used else 0)
+
+    gpu, cpu = p.devices
+    assert gpu.total_bytes == gpu_total
+    assert cpu.weights_bytes == spec.weights_bytes - gpu_weights
+    assert cpu.kv_cache_bytes == needs.kv_cache_bytes - gpu_kv
+    assert p.fits == (gpu_total <= vram and cpu.total_bytes <= ram)

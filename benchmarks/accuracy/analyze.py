@@ -212,7 +212,7 @@ def main() -> int:
     hps = {k: HP(v) for k, v in layouts.items()}
     bad = 0
     checked = 0
-    for name, st in data["layouts"].items():
+    for name in data["layouts"]:
         wb = weight_bytes(layouts[name])
         mb = next(r["measured"]["model_bytes"] for r in data["rows"] if r["layout"] == name and "measured" in r)
         if wb != mb:

@@ -1,4 +1,4 @@
-"""Compare fitcheck.graphs' rebuilt graph with llama.cpp's own: node by node, and the buffer both need.
+"""Compare fitcheck.compute.graph' rebuilt graph with llama.cpp's own: node by node, and the buffer both need.
 
 Usage: python benchmarks/accuracy/check_graphs.py LAYOUT "ctx batch ubatch np unified tk tv fa swa_full emb"
 """
@@ -16,7 +16,8 @@ import fit_compute  # noqa: E402
 import graph_peak  # noqa: E402
 import replay_alloc  # noqa: E402
 
-from fitcheck import estimate, galloc  # noqa: E402
+from fitcheck import compute  # noqa: E402
+from fitcheck.compute import galloc  # noqa: E402
 from fitcheck.model import Settings  # noqa: E402
 
 
@@ -28,7 +29,9 @@ def settings_of(line: str) -> Settings:
 
 def main() -> None:
     spec = fit_compute.layout_specs()[sys.argv[1]]
-    graph = estimate.compute_graph(spec, settings_of(sys.argv[2]))
+    settings = settings_of(sys.argv[2])
+    c, flash_attn, kinds = fit_compute.context_of(spec, settings)
+    graph = compute.build_graph(spec, c, settings, flash_attn, kinds)
     mine = [(n.op, list(n.ne)) for n in graph.nodes if n.own]
     ts, size = graph_peak.tensors(sys.argv[1], sys.argv[2], with_size=True)
     theirs = [(t["op"], [int(x) for x in t["shape"][1:-1].split(",")], t["name"]) for t in ts
@@ -42,12 +45,12 @@ def main() -> None:
     off_mine: dict[int, int] = {}
     galloc.buffer_size(mine_t, offsets=off_mine)
     mine_own = [(t, off_mine.get(k)) for k, t in enumerate(mine_t) if not t.leaf and t.own]
-    for (a, oa), (b, ob) in zip(theirs_own, mine_own):
+    for (a, oa), (b, ob) in zip(theirs_own, mine_own, strict=False):
         if oa != ob:
             print(f"first offset difference: llama.cpp {a['op']} {a['name']} {a['shape']} {a['nb']} @{oa}  "
                   f"fitcheck {b.op} {b.layout} @{ob}")
             break
-    for k, (a, b) in enumerate(zip(theirs, mine)):
+    for k, (a, b) in enumerate(zip(theirs, mine, strict=False)):
         if (a[0], a[1]) != b:
             print(f"first difference at own node {k}:")
             for j in range(max(0, k - 3), min(k + 4, len(theirs))):

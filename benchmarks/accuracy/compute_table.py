@@ -15,7 +15,7 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 import fit_compute  # noqa: E402
 
-from fitcheck import graphs  # noqa: E402
+from fitcheck import archs  # noqa: E402
 from fitcheck.estimate import estimate  # noqa: E402
 
 
@@ -29,7 +29,7 @@ def main() -> None:
         spec = specs[row["layout"]]
         err = estimate(spec, fit_compute.settings_of(row)).compute_bytes / row["measured"]["compute_bytes"] - 1
         arch = spec.architecture
-        method = "graph replay" if graphs.covers(spec) else "stage model"
+        method = "graph replay" if archs.compute_method(spec) is archs.Compute.GRAPH else "stage model"
         old = worst.get(arch, (0.0, 0, method))
         worst[arch] = (max(old[0], abs(err)), old[1] + 1, method)
     print("| architecture | rows | compute buffer method | worst row |")

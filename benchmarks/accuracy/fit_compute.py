@@ -1,4 +1,4 @@
-"""Fit the compute-buffer model (src/fitcheck/compute.py) to llama.cpp's measured compute buffers.
+"""Fit the compute-buffer model (src/fitcheck/compute/stage.py) to llama.cpp's measured compute buffers.
 
 Reads results/measurements.json and the layouts, fits per-architecture coefficients (minimax relative
 error, coordinate search), and writes data/compute_model.yaml. Prints each architecture's worst error.
@@ -19,9 +19,11 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 import layout_io  # noqa: E402
 
-from fitcheck import compute  # noqa: E402
-from fitcheck.estimate import estimate_features  # noqa: E402
-from fitcheck.model import Settings  # noqa: E402
+from fitcheck import archs, compute  # noqa: E402
+from fitcheck.compute import stage  # noqa: E402
+from fitcheck.context import resolve_context  # noqa: E402
+from fitcheck.estimate import resolve_flash_attn  # noqa: E402
+from fitcheck.model import ModelSpec, Settings  # noqa: E402
 from fitcheck.sources.gguf import load_local  # noqa: E402
 
 OUT = HERE.parent.parent / "data" / "compute_model.yaml"
@@ -33,6 +35,18 @@ def settings_of(row: dict) -> Settings:
     return Settings(ctx=s["ctx"], batch=s["batch"], ubatch=s["ubatch"], parallel=s["parallel"],
                     kv_unified=s["kv_unified"], cache_type_k=s["cache_type_k"], cache_type_v=s["cache_type_v"],
                     flash_attn=s["flash_attn"], swa_full=s["swa_full"], embeddings=s.get("embeddings"))
+
+
+def context_of(spec: ModelSpec, settings: Settings) -> tuple:
+    """(context, flash attention, layer kinds) as estimate() derives them."""
+    flash_attn, _ = resolve_flash_attn(spec, settings)
+    kinds, _ = archs.layer_kinds(spec)
+    return resolve_context(spec, settings), flash_attn, kinds
+
+
+def features_of(spec: ModelSpec, settings: Settings) -> stage.Features:
+    c, flash_attn, kinds = context_of(spec, settings)
+    return compute.features(spec, c, flash_attn, kinds, settings.swa_full)
 
 
 def layout_specs() -> dict:
@@ -47,7 +61,7 @@ def layout_specs() -> dict:
     return specs
 
 
-def samples() -> dict[str, list[tuple[compute.Features, int]]]:
+def samples() -> dict[str, list[tuple[stage.Features, int]]]:
     data = json.loads((HERE / "results" / "measurements.json").read_text())
     by_arch: dict[str, list] = defaultdict(list)
     specs = layout_specs()
@@ -55,17 +69,17 @@ def samples() -> dict[str, list[tuple[compute.Features, int]]]:
         if "measured" not in row:
             continue
         spec = specs[row["layout"]]
-        features = estimate_features(spec, settings_of(row))
+        features = features_of(spec, settings_of(row))
         by_arch[spec.architecture].append((features, row["measured"]["compute_bytes"]))
     return by_arch
 
 
 def worst(rows, coef) -> float:
-    return max(abs(compute.peak(f, coef)[0] / y - 1) for f, y in rows)
+    return max(abs(stage.peak(f, coef)[0] / y - 1) for f, y in rows)
 
 
 def fit(rows) -> dict[str, float]:
-    coef = dict(compute.DEFAULT)
+    coef = dict(stage.DEFAULT)
     for _ in range(12):
         for key in coef:
             coef[key] = min((coef[key] * s if coef[key] else s - 1 + 0.0 for s in STEPS),

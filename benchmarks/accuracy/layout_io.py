@@ -12,8 +12,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 LAYOUT_DIR = HERE / "layouts"
 
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
+for _path in (ROOT / "src", ROOT):  # fitcheck, and tests.gguf_builder (the header writer, not shipped)
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 
 def layout_paths() -> list[Path]:
@@ -26,8 +27,8 @@ def load_layout(path: str | Path) -> dict[str, Any]:
 
 
 def expanded_metadata(layout: dict[str, Any]) -> dict[str, Any]:
-    """The layout's metadata with the {"n_vocab": N} tokenizer placeholder expanded (synth.tokenizer_metadata)."""
-    from fitcheck.synth import tokenizer_metadata
+    """The layout's metadata with the {"n_vocab": N} tokenizer placeholder expanded (gguf_builder.tokenizer_metadata)."""
+    from tests.gguf_builder import tokenizer_metadata
 
     meta: dict[str, Any] = {}
     tok = layout.get("tokenizer")
@@ -43,7 +44,7 @@ def tensor_specs(layout: dict[str, Any]) -> list[tuple[str, list[int], str]]:
 
 def write_gguf(layout: dict[str, Any], path: str | Path, *, sparse: bool = True) -> int:
     """Write the header; with sparse=True also extend the file to its full size (no data, a sparse file)."""
-    from fitcheck.synth import write_header_only
+    from tests.gguf_builder import write_header_only
 
     full = write_header_only(path, layout["arch"], expanded_metadata(layout), tensor_specs(layout))
     if sparse:

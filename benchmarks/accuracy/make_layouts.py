@@ -7,7 +7,7 @@ are stated in each JSON ("reductions"). Tensor types follow a typical Q4_K_M-sty
 JSON format: {"name", "source_model", "arch", "reductions", "tokenizer": {"n_vocab": N} | null,
               "metadata": {key: value | {"type": gguf_scalar_type, "value": v}},
               "tensors": [[name, [ne0, ne1, ...], ggml_type], ...]}
-"tokenizer": {"n_vocab": N} stands for fitcheck.synth.tokenizer_metadata(N) merged into the metadata.
+"tokenizer": {"n_vocab": N} stands for tests.gguf_builder.tokenizer_metadata(N) merged into the metadata.
 Plain JSON ints are written as uint32 (negative: int32), floats as float32, lists as arrays.
 """
 

@@ -1,4 +1,4 @@
-"""Check fitcheck.galloc against llama.cpp: replay a dumped graph and compare every offset and the buffer size.
+"""Check fitcheck.compute.galloc against llama.cpp: replay a dumped graph and compare every offset and the buffer size.
 
 Usage: python benchmarks/accuracy/replay_alloc.py LAYOUT "ctx batch ubatch np unified tk tv fa swa_full emb"
 """
@@ -14,7 +14,7 @@ sys.path.insert(0, str(HERE.parent.parent / "src"))
 
 import graph_peak  # noqa: E402
 
-from fitcheck import galloc  # noqa: E402
+from fitcheck.compute import galloc  # noqa: E402
 
 
 def to_graph(ts: list[dict]) -> list[galloc.Tensor]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 from fake_hub import FakeHub, qwen7b_layout  # noqa: E402
 
@@ -34,7 +35,8 @@ QUANTS = {
 
 
 def build(folder: Path) -> dict[str, tuple[Path, int]]:
-    from fitcheck import quant, synth
+    from fitcheck import quant
+    from tests import gguf_builder as synth
 
     files = {}
     for label, (main, down) in QUANTS.items():
@@ -55,7 +57,7 @@ def main() -> None:
     files = build(work)
     build_s = time.perf_counter() - t0
     with FakeHub() as hub:
-        for label, (path, size) in files.items():
+        for path, size in files.values():
             hub.add_file("bench/Qwen2.5-7B-Instruct-GGUF", path.name, path, size=size)
         hub.add_file("bench/Qwen-single", files["Q4_K_M"][0].name, files["Q4_K_M"][0], size=files["Q4_K_M"][1])
         if args.latency:

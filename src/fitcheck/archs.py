@@ -1,53 +1,128 @@
-"""Per-architecture rules as data: which layers hold a KV cache, which slide, MLA, recurrent state.
+"""The architecture registry: everything fitcheck knows per llama.cpp architecture, as one entry each.
 
-Facts carried over from llama.cpp (src/llama-model.cpp load_hparams, src/llama-hparams.cpp). Pure: reads a
-ModelSpec's metadata and returns one LayerKind per block.
+An entry says how the KV cache is laid out (full, sliding-window pattern, recurrent, hybrid, none), the
+defaults llama.cpp hard-codes, the Hugging Face `model_type`s that convert to it, and how its compute buffer
+is found (the graph replay with its features, or the calibrated stage model). Facts carried over from
+llama.cpp (src/llama-arch.cpp, src/llama-model.cpp load_hparams, src/llama-hparams.cpp, src/models/*.cpp,
+convert_hf_to_gguf.py). Pure: reads a ModelSpec's metadata and returns one LayerKind per block.
+
+Adding a plain transformer is one line in REGISTRY; see the README's contributing notes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from .model import ModelSpec
 
-# Sliding-window layouts. ("period", P): llama_hparams::set_swa_pattern(P) - within every P layers the
-# last one is global, the others slide. ("dense_first", P): the first of every P is global.
-SWA_PATTERNS: dict[str, tuple[str, int]] = {
-    "gemma2": ("period", 2),
-    "gemma3": ("period", 6),
-    "gemma3n": ("period", 5),
-    "gemma-embedding": ("period", 6),
-    "cohere2": ("period", 4),
-    "gpt-oss": ("period", 2),
-    "llama4": ("period", 4),  # chunked attention on 3 of every 4 layers
-    "exaone4": ("period", 4),
-    "smallthinker": ("period", 4),
-    "afmoe": ("period", 4),
-}
-# Window used when the GGUF does not say (llama.cpp's hard-coded defaults).
-DEFAULT_WINDOW = {"gemma2": 4096, "llama4": 8192}
+
+class Memory(str, Enum):
+    """Which blocks hold a KV cache and which hold recurrent state."""
+
+    TRANSFORMER = "transformer"  # KV on every layer with KV heads
+    RECURRENT = "recurrent"  # state on every layer, no KV (mamba, rwkv)
+    HYBRID_BY_KV_HEADS = "hybrid_by_kv_heads"  # attention where head_count_kv > 0, recurrent elsewhere
+    HYBRID_BY_INTERVAL = "hybrid_by_interval"  # attention every `full_attention_interval` layers
+    PARALLEL_HYBRID = "parallel_hybrid"  # every layer has attention and an SSM
+    ENCODER = "encoder"  # no KV cache that grows with the context
+
+
+class Compute(str, Enum):
+    GRAPH = "graph"  # compute.graph rebuilds llama.cpp's graph and replays ggml-alloc over it
+    STAGE = "stage"  # compute.stage: the peak of three stages, coefficients fitted per architecture
+
+
+@dataclass(frozen=True)
+class GraphFeatures:
+    """What the graph builder cannot read from tensor names."""
+
+    residual_first: bool = False  # l_out = ffn_inp + ffn_out (in-place reuse then takes the residual's memory)
+    expert_weights_norm: bool = False  # default of {arch}.expert_weights_norm when the GGUF omits it
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    memory: Memory = Memory.TRANSFORMER
+    swa_period: int = 0  # llama_hparams::set_swa_pattern(P): of every P layers the last is global, the rest slide
+    default_window: int = 0  # window llama.cpp assumes when the GGUF does not say
+    attention_interval: int = 0  # HYBRID_BY_INTERVAL default when the GGUF has no full_attention_interval
+    fused_gate_up: bool = False  # one ffn_up tensor holds gate and up (the FFN is gated without ffn_gate)
+    hf_model_types: tuple[str, ...] = ()  # config.json model_type values convert_hf_to_gguf maps here
+    compute: Compute = Compute.STAGE
+    graph: GraphFeatures | None = None  # set for Compute.GRAPH
+
+
+def _graph(name: str, hf: tuple[str, ...] = (), *, fused_gate_up: bool = False, **features: bool) -> Arch:
+    return Arch(name, hf_model_types=hf, compute=Compute.GRAPH, graph=GraphFeatures(**features),
+                fused_gate_up=fused_gate_up)
+
+
+def _swa(name: str, period: int, hf: tuple[str, ...] = (), window: int = 0) -> Arch:
+    return Arch(name, swa_period=period, default_window=window, hf_model_types=hf)
+
+
+def _kind(memory: Memory, *names: str, interval: int = 0) -> list[Arch]:
+    return [Arch(n, memory=memory, attention_interval=interval) for n in names]
+
+
+_ENTRIES: list[Arch] = [
+    # the graph replay: byte-exact against llama.cpp on every measured row
+    _graph("llama", ("llama", "mistral", "mixtral")),
+    _graph("mistral3"),
+    _graph("qwen2", ("qwen2",)),
+    _graph("qwen3", ("qwen3",)),
+    _graph("qwen3moe", ("qwen3_moe",), expert_weights_norm=True),
+    _graph("phi3", ("phi3",), fused_gate_up=True, residual_first=True),  # fused QKV; residual added first
+    _graph("deepseek2", ("deepseek_v2", "deepseek_v3")),
+    # sliding-window layouts
+    _swa("gemma2", 2, ("gemma2",), window=4096),
+    _swa("gemma3", 6, ("gemma3", "gemma3_text")),
+    _swa("gemma3n", 5),
+    _swa("gemma-embedding", 6),
+    _swa("cohere2", 4, ("cohere2",)),
+    _swa("gpt-oss", 2, ("gpt_oss",)),
+    _swa("llama4", 4, window=8192),  # chunked attention on 3 of every 4 layers
+    _swa("exaone4", 4),
+    _swa("smallthinker", 4),
+    _swa("afmoe", 4),
+    *_kind(Memory.RECURRENT, "mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"),
+    *_kind(Memory.HYBRID_BY_KV_HEADS, "jamba", "granitehybrid", "nemotron_h", "lfm2", "lfm2moe", "plamo2"),
+    *_kind(Memory.HYBRID_BY_INTERVAL, "qwen3next", "kimi-linear", interval=4),
+    *_kind(Memory.PARALLEL_HYBRID, "falcon-h1"),
+    *_kind(Memory.ENCODER, "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert",
+           "modern-bert", "t5encoder", "eurobert", "wavtokenizer-dec", "dream", "llada", "llada-moe"),
+    # plain transformers: a full KV cache on every layer, the default stage model for compute
+    Arch("qwen2moe", hf_model_types=("qwen2_moe",)),
+    Arch("gemma", hf_model_types=("gemma",)),
+    Arch("olmo2", hf_model_types=("olmo2",)),
+    Arch("granite", hf_model_types=("granite",)),
+    *(Arch(n) for n in (
+        "phimoe", "qwen2vl", "qwen3vl", "qwen3vlmoe", "deepseek", "glm4", "glm4moe", "command-r", "granitemoe",
+        "mistral", "olmoe", "starcoder2", "stablelm", "internlm2", "minicpm", "minicpm3", "ernie4_5", "ernie4_5-moe",
+        "hunyuan-moe", "dots1", "seed_oss", "apertus", "bailingmoe", "bailingmoe2", "arcee", "smollm3", "gptneox",
+        "falcon", "baichuan", "chatglm", "orion", "gpt2", "exaone", "mpt", "bloom", "plamo", "codeshell", "xverse",
+        "grok", "dbrx", "arctic", "cohere")),
+]
+REGISTRY: dict[str, Arch] = {a.name: a for a in _ENTRIES}
+_BY_HF_TYPE = {t: a.name for a in _ENTRIES for t in a.hf_model_types}
 WINDOW_KEYS = ("attention.sliding_window", "attention.chunk_size")
 
-# Pure recurrent models: every layer holds state, none holds KV.
-RECURRENT = {"mamba", "mamba2", "rwkv6", "rwkv6qwen2", "rwkv7", "arwkv7"}
-# Hybrids whose attention layers are the ones with head_count_kv > 0 (the rest are recurrent).
-HYBRID_BY_KV_HEADS = {"jamba", "granitehybrid", "nemotron_h", "lfm2", "lfm2moe", "plamo2"}
-# Hybrids with an attention layer every `full_attention_interval` layers.
-HYBRID_BY_INTERVAL = {"qwen3next": 4, "kimi-linear": 4}
-# Parallel hybrids: every layer has both attention (KV) and an SSM (state).
-PARALLEL_HYBRID = {"falcon-h1"}
-# Encoders and embedding models: no KV cache grows with the context.
-NO_KV = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "neo-bert", "modern-bert",
-         "t5encoder", "eurobert", "wavtokenizer-dec", "dream", "llada", "llada-moe"}
-# Architectures whose KV rules fitcheck knows beyond the generic transformer.
-KNOWN = (set(SWA_PATTERNS) | RECURRENT | HYBRID_BY_KV_HEADS | set(HYBRID_BY_INTERVAL) | PARALLEL_HYBRID | NO_KV
-         | {"llama", "mistral3", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "qwen2vl", "qwen3vl", "qwen3vlmoe",
-            "deepseek", "deepseek2", "glm4", "glm4moe", "phi3", "phimoe", "command-r", "granite", "granitemoe",
-            "mistral", "olmo2", "olmoe", "starcoder2", "stablelm", "internlm2", "minicpm", "minicpm3",
-            "ernie4_5", "ernie4_5-moe", "hunyuan-moe", "dots1", "seed_oss", "apertus", "bailingmoe",
-            "bailingmoe2", "arcee", "smollm3", "gptneox", "falcon", "baichuan", "chatglm", "orion", "gpt2",
-            "exaone", "mpt", "bloom", "plamo", "codeshell", "xverse", "grok", "dbrx", "arctic", "cohere"})
+
+def lookup(name: str) -> Arch | None:
+    return REGISTRY.get(name)
+
+
+def get(name: str) -> Arch:
+    """The entry, or a plain transformer for an architecture fitcheck has no rules for."""
+    return REGISTRY.get(name) or Arch(name)
+
+
+def hf_architecture(model_type: str) -> str:
+    """llama.cpp's architecture name for a Hugging Face config.json `model_type`."""
+    return _BY_HF_TYPE.get(model_type, model_type.replace("_", ""))
 
 
 @dataclass(frozen=True)
@@ -74,7 +149,7 @@ def sliding_window(spec: ModelSpec) -> int:
     for key in WINDOW_KEYS:
         if f"{arch}.{key}" in meta:
             return _i(meta, f"{arch}.{key}")
-    return DEFAULT_WINDOW.get(arch, 0)
+    return get(arch).default_window
 
 
 def sliding_layers(spec: ModelSpec) -> tuple[bool, ...]:
@@ -85,13 +160,11 @@ def sliding_layers(spec: ModelSpec) -> tuple[bool, ...]:
     declared = meta.get(f"{arch}.attention.sliding_window_pattern")
     if isinstance(declared, list) and len(declared) == n:
         return tuple(bool(v) for v in declared)
-    kind, period = SWA_PATTERNS.get(arch, ("none", 0))
+    period = get(arch).swa_period
     if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
-        kind, period = "period", declared
-    if kind == "period":
+        period = declared
+    if period:
         return tuple(il % period < period - 1 for il in range(n))
-    if kind == "dense_first":
-        return tuple(il % period != 0 for il in range(n))
     return (False,) * n
 
 
@@ -123,38 +196,58 @@ def uses_mla(spec: ModelSpec) -> bool:
 
 def is_embedding_model(spec: ModelSpec) -> bool:
     """Encoders return embeddings: llama.cpp reserves an n_embd row per sequence next to the logits."""
-    return spec.architecture in NO_KV or spec.metadata.get(f"{spec.architecture}.attention.causal") is False
+    return (get(spec.architecture).memory is Memory.ENCODER
+            or spec.metadata.get(f"{spec.architecture}.attention.causal") is False)
+
+
+def gated_ffn(spec: ModelSpec) -> bool:
+    """Whether the feed-forward is gated (gate and up activations are both alive)."""
+    return get(spec.architecture).fused_gate_up or any(t.name.endswith("ffn_gate.weight") for t in spec.tensors)
+
+
+def compute_method(spec: ModelSpec) -> Compute:
+    """The graph replay for a registered graph architecture with uniform layers, else the stage model."""
+    arch = get(spec.architecture)
+    uniform = (spec.n_layer > 0 and len(set(spec.n_head)) == 1 and len(set(spec.n_head_kv)) == 1
+               and min(spec.n_head_kv) > 0 and spec.head_dim_k > 0)
+    extras = any(t.name.endswith("attn_sinks.weight") or ".nextn." in t.name for t in spec.tensors)
+    return Compute.GRAPH if arch.compute is Compute.GRAPH and uniform and not extras else Compute.STAGE
+
+
+def graph_features(spec: ModelSpec) -> GraphFeatures:
+    return get(spec.architecture).graph or GraphFeatures()
 
 
 def layer_kinds(spec: ModelSpec) -> tuple[tuple[LayerKind, ...], tuple[str, ...]]:
     """One LayerKind per block, plus notes about rules that were assumed."""
-    arch, meta, n = spec.architecture, spec.metadata, spec.n_layer
+    name, meta, n = spec.architecture, spec.metadata, spec.n_layer
+    arch = get(name)
     notes: list[str] = []
-    if arch not in KNOWN:
-        notes.append(f"architecture '{arch}' is not in fitcheck's rules: assumed a plain transformer "
+    if lookup(name) is None:
+        notes.append(f"architecture '{name}' is not in fitcheck's rules: assumed a plain transformer "
                      "(full KV cache on every layer)")
     if is_embedding_model(spec):
         return tuple(LayerKind(0, 0, False, 0) for _ in range(n)), (*notes, "encoder/embedding model: no KV cache")
 
     slides = sliding_layers(spec)
-    mla = _mla(meta, arch)
-    state = _recurrent_floats(meta, arch, spec.n_embd)
-    interval = _i(meta, f"{arch}.full_attention_interval", HYBRID_BY_INTERVAL.get(arch, 0))
-    shared_kv = _i(meta, f"{arch}.attention.shared_kv_layers")
+    mla = _mla(meta, name)
+    state = _recurrent_floats(meta, name, spec.n_embd)
+    interval = _i(meta, f"{name}.full_attention_interval", arch.attention_interval)
+    shared_kv = _i(meta, f"{name}.attention.shared_kv_layers")
     # NextN / multi-token-prediction blocks at the end (glm4moe, ...) are loaded but hold no KV
-    kv_layers = n - shared_kv - _i(meta, f"{arch}.nextn_predict_layers")
+    kv_layers = n - shared_kv - _i(meta, f"{name}.nextn_predict_layers")
     kinds = []
     for il in range(n):
         kv_heads = spec.n_head_kv[il]
         recurrent = False
-        if arch in RECURRENT:
+        if arch.memory is Memory.RECURRENT:
             recurrent, kv_heads = True, 0
-        elif arch in HYBRID_BY_KV_HEADS:
+        elif arch.memory is Memory.HYBRID_BY_KV_HEADS:
             recurrent = kv_heads == 0
-        elif arch in HYBRID_BY_INTERVAL and interval:
+        elif arch.memory is Memory.HYBRID_BY_INTERVAL and interval:
             recurrent = (il + 1) % interval != 0
             kv_heads = 0 if recurrent else kv_heads
-        elif arch in PARALLEL_HYBRID:
+        elif arch.memory is Memory.PARALLEL_HYBRID:
             recurrent = True
         if il >= kv_layers:
             kv_heads = 0  # gemma3n's last layers reuse earlier layers' KV; MTP blocks have none

@@ -8,40 +8,28 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Sequence
-from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+if TYPE_CHECKING:
+    from .model import QuantReport, Report
+
 from .errors import FitcheckError, UsageError
-from .model import Report, Settings, SweepRow
-from .probe.overrides import HardwareOverrides
+from .model import FlashAttn, Require
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 EXIT_FITS, EXIT_NO_FIT, EXIT_USAGE, EXIT_INPUT = 0, 1, 2, 3
-REQUIRE_OK = {"any": {"gpu", "offload", "cpu"}, "offload": {"gpu", "offload"}, "gpu": {"gpu"}}
-
-
-class OnOff(str, Enum):
-    on = "on"
-    off = "off"
-    auto = "auto"
-
-
-class Require(str, Enum):
-    gpu = "gpu"
-    offload = "offload"
-    any = "any"
+ALL_LAYERS = 10**6  # -ngl all / -cmoe: more than any model has; the planner clamps it
 
 
 def _gpu_layers(text: Optional[str]) -> Optional[int]:
     if text is None or text.lower() in ("auto", "-1"):
         return None
     if text.lower() == "all":
-        return 10**6
+        return ALL_LAYERS
     if not text.isdigit():
         raise UsageError(f"bad -ngl value {text!r}", hint="a number of layers, 'all' or 'auto'")
     return int(text)
@@ -60,7 +48,7 @@ def main(
                                              help="One KV buffer shared by all sequences.")] = False,
     cache_type_k: Annotated[str, typer.Option("--cache-type-k", "-ctk", help="K cache type: f16, q8_0, q4_0, ...")] = "f16",
     cache_type_v: Annotated[str, typer.Option("--cache-type-v", "-ctv", help="V cache type (quantized needs -fa).")] = "f16",
-    flash_attn: Annotated[OnOff, typer.Option("--flash-attn", "-fa", help="Flash attention.")] = OnOff.auto,
+    flash_attn: Annotated[FlashAttn, typer.Option("--flash-attn", "-fa", help="Flash attention.")] = FlashAttn.AUTO,
     swa_full: Annotated[bool, typer.Option("--swa-full", help="Full-size cache for sliding-window layers.")] = False,
     embeddings: Annotated[Optional[bool], typer.Option("--embedding/--no-embedding",
                                                        help="Embeddings output (default: on for encoders).")] = None,
@@ -85,10 +73,13 @@ def main(
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Ignore GPUs; plan for RAM only.")] = False,
     reserve: Annotated[str, typer.Option(help="Per-GPU reserve for the CUDA context, cuBLAS and driver.")] = "512M",
     margin: Annotated[str, typer.Option(help="Headroom kept free on every device (GPU and RAM).")] = "512M",
-    require: Annotated[Require, typer.Option(help="Exit 0 only for this verdict or better: gpu, offload, any.")] = Require.any,
+    require: Annotated[Require, typer.Option(help="Exit 0 only for this verdict or better: gpu, offload, any.")] = Require.ANY,
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document (schema v1) instead.")] = False,
 ) -> None:
     """Will this model fit, and how should llama.cpp run it? Reads only the GGUF header."""
+    from .check import check, fits
+    from .model import Settings
+    from .probe.overrides import HardwareOverrides
     from .units import parse_ctx_list, parse_memory, parse_memory_list, parse_overrides, parse_rpc, parse_split
 
     contexts = parse_ctx_list(ctx) if ctx else [None]
@@ -96,79 +87,36 @@ def main(
         raise UsageError("--gpu-share must be a fraction in (0, 1]")
     settings = Settings(
         ctx=contexts[0], batch=batch, ubatch=ubatch, parallel=parallel, kv_unified=kv_unified,
-        cache_type_k=cache_type_k.lower(), cache_type_v=cache_type_v.lower(), flash_attn=flash_attn.value,
-        swa_full=swa_full, embeddings=embeddings, gpu_layers=_gpu_layers(gpu_layers), n_cpu_moe=10**6 if cpu_moe else n_cpu_moe,
+        cache_type_k=cache_type_k.lower(), cache_type_v=cache_type_v.lower(), flash_attn=flash_attn,
+        swa_full=swa_full, embeddings=embeddings, gpu_layers=_gpu_layers(gpu_layers),
+        n_cpu_moe=ALL_LAYERS if cpu_moe else n_cpu_moe,
         tensor_split=parse_split(tensor_split) if tensor_split else None,
         tensor_overrides=parse_overrides(override_tensor or []),
-        gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require.value)
+        gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require)
     overrides = HardwareOverrides(
         vram=tuple(parse_memory_list(vram)) if vram else None, ram=parse_memory(ram) if ram else None,
         cpu_only=cpu_only, rpc=tuple(parse_rpc(r) for r in rpc or []), unified=unified, gpu_share=gpu_share)
-    from .sources.resolve import Model, resolve
+    sweep = [c for c in contexts[1:] if c is not None]
+    result = check(ref, settings, overrides, sweep=sweep, progress=_progress())
+    sys.stdout.write(_render(result, json_output))
+    sys.stdout.flush()
+    raise typer.Exit(EXIT_FITS if fits(result) else EXIT_NO_FIT)
 
-    target = resolve(ref, progress=_progress())  # hf:org/repo gives every quant, anything else one model
-    if not isinstance(target, Model):
-        raise typer.Exit(quant_table(target, settings, overrides, json_output))
-    report = build_report(ref, settings, overrides, sweep=contexts[1:], model=target)
+
+def _render(result: Report | QuantReport, json_output: bool) -> str:
+    from .model import QuantReport
+
+    if isinstance(result, QuantReport):
+        from .render.quants import render_quants_json, render_quants_table
+
+        return render_quants_json(result) + "\n" if json_output else render_quants_table(result, *_terminal(120, 160))
     if json_output:
         from .render.json import render_json
 
-        sys.stdout.write(render_json(report) + "\n")
-    else:
-        from .render.table import render_table
+        return render_json(result) + "\n"
+    from .render.table import render_table
 
-        sys.stdout.write(render_table(report, *_terminal(100, 140)))
-    sys.stdout.flush()
-    raise typer.Exit(EXIT_FITS if report.plan.verdict in REQUIRE_OK[settings.require] else EXIT_NO_FIT)
-
-
-def build_report(ref: str, settings: Settings, overrides: HardwareOverrides, *, sweep: Sequence[int | None] = (),
-                 nvml: object | None = None, psutil_module: object | None = None, model: object = None) -> Report:
-    """Read the model, probe the machine, estimate and plan; with `sweep`, also every further context."""
-    from dataclasses import replace
-
-    from .estimate import estimate
-    from .plan import best_placement, plan, verdict_of
-    from .probe.overrides import apply_overrides
-    from .probe.system import probe_hardware
-    from .sources.resolve import load_model
-
-    loaded = model or load_model(ref)  # a local path, hf:org/repo:QUANT, hf:org/repo/file.gguf or a URL
-    spec = loaded.spec
-    needs = estimate(spec, settings)
-    hardware = apply_overrides(probe_hardware(nvml, psutil_module, gpus=overrides.probe_gpus), overrides)
-    result = plan(spec, needs, settings, hardware, loaded.model_arg)
-    rows = []
-    if sweep:
-        rows.append(SweepRow(needs.ctx, needs.kv_cache_bytes, needs.total_bytes, result.verdict, result.gpu_layers,
-                             result.n_cpu_moe))
-        for ctx in sweep:
-            s = replace(settings, ctx=ctx)
-            n = estimate(spec, s)
-            p = best_placement(spec, n, s, hardware)
-            rows.append(SweepRow(n.ctx, n.kv_cache_bytes, n.total_bytes, verdict_of(p, spec.n_layer), p.gpu_layers,
-                                 min(p.n_cpu_moe, spec.n_layer)))
-    notes = spec.notes + needs.notes + hardware.notes + result.notes
-    return Report(spec=spec, settings=settings, needs=needs, hardware=hardware, plan=result, notes=notes,
-                  sweep=tuple(rows))
-
-
-def quant_table(quants, settings: Settings, overrides: HardwareOverrides, json_output: bool, *,
-                nvml: object | None = None, psutil_module: object | None = None) -> int:
-    """Every quant of a Hub repo side by side; exit 0 when at least one fits under --require."""
-    from .probe.overrides import apply_overrides
-    from .probe.system import probe_hardware
-    from .render.quants import build_table, render_quants_json, render_quants_table
-
-    hardware = apply_overrides(probe_hardware(nvml, psutil_module, gpus=overrides.probe_gpus), overrides)
-    table = build_table(quants.ref, quants.kind, quants.choices, settings, hardware, quants.notes)
-    if json_output:
-        sys.stdout.write(render_quants_json(table) + "\n")
-    else:
-        sys.stdout.write(render_quants_table(table, *_terminal(120, 160)))
-    sys.stdout.flush()
-    fits = any(r.plan.verdict in REQUIRE_OK[settings.require] for r in table.rows)
-    return EXIT_FITS if fits else EXIT_NO_FIT
+    return render_table(result, *_terminal(100, 140))
 
 
 def _terminal(fallback_width: int, max_width: int) -> tuple[int, bool]:

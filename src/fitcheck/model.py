@@ -3,10 +3,61 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 MiB = 1024**2
 GiB = 1024**3
+
+
+class Keyword(str, Enum):
+    """A closed set of words that JSON and the command line spell as their value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Verdict(Keyword):
+    GPU = "gpu"  # everything on the accelerators
+    OFFLOAD = "offload"  # some layers or experts in RAM
+    CPU = "cpu"  # RAM only
+    NONE = "none"  # does not fit
+
+    @property
+    def rank(self) -> int:
+        return _VERDICT_RANK[self]
+
+
+_VERDICT_RANK = {Verdict.GPU: 3, Verdict.OFFLOAD: 2, Verdict.CPU: 1, Verdict.NONE: 0}
+
+
+class Require(Keyword):
+    """--require: the least verdict that exits 0."""
+
+    GPU = "gpu"
+    OFFLOAD = "offload"
+    ANY = "any"
+
+    def accepts(self, verdict: Verdict) -> bool:
+        least = {Require.GPU: Verdict.GPU, Require.OFFLOAD: Verdict.OFFLOAD, Require.ANY: Verdict.CPU}[self]
+        return verdict.rank >= least.rank
+
+
+class FlashAttn(Keyword):
+    ON = "on"
+    OFF = "off"
+    AUTO = "auto"
+
+
+class HardwareSource(Keyword):
+    PROBE = "probe"  # read from this machine
+    OVERRIDE = "override"  # given on the command line
+
+
+class DeviceKind(Keyword):
+    GPU = "gpu"  # a local accelerator (CUDA, Metal, ...)
+    RPC = "rpc"  # an llama.cpp RPC server
+    CPU = "cpu"  # system RAM
 
 
 @dataclass(frozen=True)
@@ -79,7 +130,7 @@ class Settings:
     kv_unified: bool = False
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
-    flash_attn: str = "auto"  # on | off | auto
+    flash_attn: FlashAttn = FlashAttn.AUTO
     swa_full: bool = False
     embeddings: bool | None = None  # --embedding; None: on for encoder/embedding models
     gpu_layers: int | None = None  # None: plan it (auto)
@@ -88,7 +139,12 @@ class Settings:
     tensor_overrides: tuple[tuple[str, str], ...] = ()  # -ot REGEX=DEVICE, first match wins
     gpu_reserve_bytes: int = 512 * MiB  # CUDA context, cuBLAS workspace, driver: per GPU
     margin_bytes: int = 512 * MiB  # headroom left free on each device
-    require: str = "any"  # gpu | offload | any
+    require: Require = Require.ANY
+
+    def __post_init__(self) -> None:
+        # library callers may pass the words ("on", "gpu"); keep the enums inside
+        object.__setattr__(self, "flash_attn", FlashAttn(self.flash_attn))
+        object.__setattr__(self, "require", Require(self.require))
 
 
 @dataclass(frozen=True)
@@ -97,18 +153,27 @@ class Gpu:
     name: str
     total_bytes: int
     free_bytes: int | None
-    bandwidth_gbps: float | None = None
+    bandwidth_gbps: float | None = None  # peak memory bandwidth, GB/s (decimal)
     remote: str | None = None  # host:port of an llama.cpp RPC server
+    fp16_tflops: float | None = None  # peak dense FP16 matrix throughput
+    fp32_tflops: float | None = None  # peak FP32 vector throughput
+    link_gbps: float | None = None  # host link (PCIe) bandwidth, GB/s; None on unified memory
+    backend: str | None = None  # llama.cpp backend that runs it: cuda, rocm, vulkan, metal, sycl
+    spec_source: str | None = None  # where the bandwidth and compute figures came from
 
 
 @dataclass(frozen=True)
 class Hardware:
-    source: str  # probe | override
+    source: HardwareSource
     gpus: tuple[Gpu, ...]
     ram_total_bytes: int | None
     ram_available_bytes: int | None
     unified_memory: bool = False
     notes: tuple[str, ...] = ()
+    ram_bandwidth_gbps: float | None = None  # system RAM bandwidth the CPU reaches, GB/s
+    ram_bandwidth_source: str | None = None  # measured | override | table
+    cpu_threads: int | None = None  # threads llama.cpp would use on the CPU (physical cores)
+    cpu_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +186,7 @@ class LayerNeed:
     kv_cache_bytes: int
     recurrent_state_bytes: int
     sliding: bool
+    kv_cells: int = 0  # cells per stream (a sliding layer's window, else the context)
 
 
 @dataclass(frozen=True)
@@ -154,13 +220,17 @@ class Needs:
 @dataclass(frozen=True)
 class DeviceUse:
     name: str
-    kind: str  # gpu | cpu
+    kind: DeviceKind
     weights_bytes: int
     kv_cache_bytes: int
     compute_bytes: int
     overhead_bytes: int
     other_bytes: int  # output buffer, recurrent state
     capacity_bytes: int | None
+    read_bytes_per_token: int = 0  # weight bytes read per generated token (active experts only)
+    blocks: tuple[int, ...] = ()  # the blocks whose layers (and KV) it holds
+    gpu_index: int | None = None  # position in Hardware.gpus; None for the CPU
+    holds_output: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -170,7 +240,7 @@ class DeviceUse:
 
 @dataclass(frozen=True)
 class Plan:
-    verdict: str  # gpu | offload | cpu | none
+    verdict: Verdict
     gpu_layers: int
     n_cpu_moe: int
     max_ctx: int | None  # largest context that keeps this verdict
@@ -188,7 +258,7 @@ class SweepRow:
     ctx: int
     kv_cache_bytes: int
     total_bytes: int
-    verdict: str
+    verdict: Verdict
     gpu_layers: int
     n_cpu_moe: int
 
@@ -202,3 +272,28 @@ class Report:
     plan: Plan
     notes: tuple[str, ...] = ()
     sweep: tuple[SweepRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuantRow:
+    """One quant of a repo (or a what-if quant of a safetensors repo) and its full report."""
+
+    quant: str
+    file: str | None  # None for what-if rows
+    size_bytes: int | None
+    estimate: bool  # a what-if from the parameter count, not a file
+    report: Report
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    """Every quant of a repo side by side under one Settings and Hardware."""
+
+    ref: str
+    kind: str  # gguf | safetensors
+    settings: Settings
+    hardware: Hardware
+    rows: tuple[QuantRow, ...]  # smallest file first
+    best: int | None  # the largest quant that fits fully on the accelerators
+    fallback: int | None  # without a best: the largest quant that runs at all
+    notes: tuple[str, ...] = ()

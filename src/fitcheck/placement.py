@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .model import DeviceUse, Hardware, ModelSpec, Needs, Settings
+from .model import DeviceKind, DeviceUse, Hardware, ModelSpec, Needs, Settings
 
 CPU = "CPU"
 
@@ -28,8 +28,9 @@ CPU = "CPU"
 class Target:
     name: str  # llama.cpp's device name: CUDA0, RPC[host:port], CPU
     label: str  # for people: the card's name
-    kind: str  # gpu | rpc | cpu
+    kind: DeviceKind
     capacity: int | None
+    gpu_index: int | None = None  # position in Hardware.gpus; None for the CPU
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,18 @@ class Placement:
 def targets(hw: Hardware, settings: Settings) -> list[Target]:
     """Accelerators in llama.cpp's device order (RPC first), then the CPU, with usable capacity."""
     margin = settings.margin_bytes
-    remote = [g for g in hw.gpus if g.remote]
-    local = [g for g in hw.gpus if not g.remote]
+    remote = [(k, g) for k, g in enumerate(hw.gpus) if g.remote]
+    local = [(k, g) for k, g in enumerate(hw.gpus) if not g.remote]
     out = []
-    for g in remote:
+    for k, g in remote:
         free = g.free_bytes if g.free_bytes is not None else g.total_bytes
-        out.append(Target(f"RPC[{g.remote}]", g.name, "rpc", max(0, free - margin)))
-    for i, g in enumerate(local):
+        out.append(Target(f"RPC[{g.remote}]", g.name, DeviceKind.RPC, max(0, free - margin), k))
+    for i, (k, g) in enumerate(local):
         free = g.free_bytes if g.free_bytes is not None else g.total_bytes
         prefix = "Metal" if hw.unified_memory else "CUDA"
-        out.append(Target(f"{prefix}{i}", g.name, "gpu", max(0, free - margin)))
+        out.append(Target(f"{prefix}{i}", g.name, DeviceKind.GPU, max(0, free - margin), k))
     ram = None if hw.ram_available_bytes is None else max(0, hw.ram_available_bytes - margin)
-    out.append(Target(CPU, "CPU (RAM)", "cpu", ram))
+    out.append(Target(CPU, "CPU (RAM)", DeviceKind.CPU, ram))
     return out
 
 
@@ -131,7 +132,8 @@ def layer_devices(n_layer: int, gpu_layers: int, split: list[float]) -> list[int
     act = min(gpu_layers, n_layer + 1) if n_acc else 0
     start = max(n_layer - gpu_layers, 0)
     total = sum(split)
-    cumulative, acc = [], 0.0
+    cumulative: list[float] = []
+    acc = 0.0
     for share in split:
         acc += share
         cumulative.append(acc / total if total else (len(cumulative) + 1) / n_acc)
@@ -157,16 +159,17 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
     kv = [0] * len(tgts)
     other = [0] * len(tgts)
     holds_layer = [False] * len(tgts)
+    blocks: list[list[int]] = [[] for _ in tgts]
+    reads = [0] * len(tgts)  # weight bytes each device reads per generated token
     read_per_token = 0
     partial = False
     expert_share = spec.n_expert_used / spec.n_expert if spec.n_expert else 1.0
     for load in loads:
-        if load.index <= spec.n_layer:
-            dev = cpu if where[load.index] is None else where[load.index]
-        else:
-            dev = cpu  # the input layer
+        slot = where[load.index] if load.index <= spec.n_layer else None  # the input layer stays on the CPU
+        dev = cpu if slot is None else slot
         if load.index < spec.n_layer:
             holds_layer[dev] = True
+            blocks[dev].append(load.index)
         weights[dev] += load.movable_bytes
         expert_dev = cpu if load.index < n_cpu_moe else dev
         weights[expert_dev] += load.expert_bytes
@@ -178,13 +181,17 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
         for name, size in load.pinned:
             weights[index[name]] += size
             partial |= in_block and index[name] == cpu
-            if index[name] != cpu and load.index <= spec.n_layer:
-                read_per_token += size
-        if dev != cpu and load.index <= spec.n_layer:
-            read_per_token += load.movable_bytes
-        if expert_dev != cpu:
-            read_per_token += int(load.expert_bytes * expert_share)
+            if in_block:
+                reads[index[name]] += size
+                read_per_token += size if index[name] != cpu else 0
+        if in_block:  # decode reads one row of token_embd, not the input layer
+            reads[dev] += load.movable_bytes
+            read_per_token += load.movable_bytes if dev != cpu else 0
+        active_experts = int(load.expert_bytes * expert_share)
+        reads[expert_dev] += active_experts
+        read_per_token += active_experts if expert_dev != cpu else 0
     out_dev = cpu if where[-1] is None else where[-1]
+    reads[out_dev] += needs.tied_output_copy_bytes  # tied: the output matmul reads token_embd (or its copy)
     if out_dev != cpu:
         weights[out_dev] += needs.tied_output_copy_bytes
         read_per_token += needs.tied_output_copy_bytes
@@ -204,11 +211,13 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
             active = holds_layer[i] or i == out_dev or weights[i] > 0
             compute = (needs.compute_bytes if i == out_dev else needs.layer_compute_bytes) if active else 0
             reserve = settings.gpu_reserve_bytes if active else 0
-        uses.append(DeviceUse(name=t.label if t.kind != "rpc" else f"{t.name} {t.label}", kind=t.kind,
+        uses.append(DeviceUse(name=t.label if t.kind is not DeviceKind.RPC else f"{t.name} {t.label}", kind=t.kind,
                               weights_bytes=weights[i], kv_cache_bytes=kv[i], compute_bytes=compute,
-                              overhead_bytes=reserve, other_bytes=other[i], capacity_bytes=t.capacity))
+                              overhead_bytes=reserve, other_bytes=other[i], capacity_bytes=t.capacity,
+                              read_bytes_per_token=reads[i], blocks=tuple(blocks[i]), gpu_index=t.gpu_index,
+                              holds_output=i == out_dev))
     fits = all(u.capacity_bytes is None or u.total_bytes <= u.capacity_bytes for u in uses)
-    if fits and tgts[-1].capacity is not None and any(t.kind == "gpu" for t in tgts) and _shared_pool(tgts):
+    if fits and tgts[-1].capacity is not None and any(t.kind is DeviceKind.GPU for t in tgts) and _shared_pool(tgts):
         fits = sum(u.total_bytes for u in uses) <= tgts[-1].capacity
     return Placement(gpu_layers, n_cpu_moe, tuple(uses), fits, read_per_token, partial)
 

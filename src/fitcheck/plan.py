@@ -14,19 +14,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from .estimate import estimate
-from .model import GiB, Hardware, ModelSpec, Needs, Plan, Settings
+from .model import DeviceKind, FlashAttn, GiB, Hardware, ModelSpec, Needs, Plan, Settings, Verdict
 from .placement import Placement, Target, layer_loads, place, targets
 
-VERDICT_RANK = {"gpu": 3, "offload": 2, "cpu": 1, "none": 0}
-ALL = 10**6  # -ngl all / -cmoe
 
-
-def verdict_of(p: Placement, n_layer: int) -> str:
+def verdict_of(p: Placement) -> Verdict:
     if not p.fits:
-        return "none"
-    if not any(d.kind != "cpu" and d.total_bytes > 0 for d in p.devices):
-        return "cpu"
-    return "offload" if p.partial else "gpu"
+        return Verdict.NONE
+    if not any(d.kind is not DeviceKind.CPU and d.total_bytes > 0 for d in p.devices):
+        return Verdict.CPU
+    return Verdict.OFFLOAD if p.partial else Verdict.GPU
 
 
 def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
@@ -49,7 +46,8 @@ def _smallest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
 
 
 def _accel_fit(p: Placement) -> bool:
-    return all(d.capacity_bytes is None or d.total_bytes <= d.capacity_bytes for d in p.devices if d.kind != "cpu")
+    return all(d.capacity_bytes is None or d.total_bytes <= d.capacity_bytes for d in p.devices
+               if d.kind is not DeviceKind.CPU)
 
 
 def best_placement(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware) -> Placement:
@@ -90,25 +88,24 @@ def best_placement(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardwa
     return cpu_only if cpu_only.fits else at(full, 0)
 
 
-def _plan_verdict(spec: ModelSpec, settings: Settings, hw: Hardware, ctx: int) -> str:
+def _plan_verdict(spec: ModelSpec, settings: Settings, hw: Hardware, ctx: int) -> Verdict:
     s = replace(settings, ctx=ctx)
-    return verdict_of(best_placement(spec, estimate(spec, s), s, hw), spec.n_layer)
+    return verdict_of(best_placement(spec, estimate(spec, s), s, hw))
 
 
-def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, at_least: str) -> int | None:
+def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, at_least: Verdict) -> int | None:
     """The largest context (a multiple of 256, at most the training context) whose verdict is at least this."""
-    if at_least == "none":
+    if at_least is Verdict.NONE:
         return None
-    rank = VERDICT_RANK[at_least]
     top = max(spec.n_ctx_train, 256) // 256
-    found = _largest(1, top, lambda k: VERDICT_RANK[_plan_verdict(spec, settings, hw, k * 256)] >= rank)
+    found = _largest(1, top, lambda k: _plan_verdict(spec, settings, hw, k * 256).rank >= at_least.rank)
     return found * 256 if found else None
 
 
 def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, model_arg: list[str],
             tgts: list[Target]) -> str:
     parts = ["llama-server", *model_arg, "-c", str(needs.ctx)]
-    rpc = [t.name[4:-1] for t in tgts if t.kind == "rpc"]
+    rpc = [t.name[4:-1] for t in tgts if t.kind is DeviceKind.RPC]
     if rpc:
         parts += ["--rpc", ",".join(rpc)]
     if len(tgts) > 1:
@@ -136,13 +133,15 @@ def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, mod
     return shlex.join(parts)
 
 
-def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, verdict: str) -> tuple[str, ...]:
+def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware,
+                   verdict: Verdict) -> tuple[str, ...]:
     """When a q8_0 KV cache would put everything on the accelerators, say so with the saving."""
-    if verdict != "offload" or settings.gpu_layers is not None or settings.cache_type_k == "q8_0" == settings.cache_type_v:
+    already_q8 = settings.cache_type_k == "q8_0" == settings.cache_type_v
+    if verdict is not Verdict.OFFLOAD or settings.gpu_layers is not None or already_q8:
         return ()
-    q8 = replace(settings, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn="on")
+    q8 = replace(settings, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=FlashAttn.ON)
     q8_needs = estimate(spec, q8)
-    if verdict_of(best_placement(spec, q8_needs, q8, hw), spec.n_layer) != "gpu":
+    if verdict_of(best_placement(spec, q8_needs, q8, hw)) is not Verdict.GPU:
         return ()
     saving = (needs.kv_cache_bytes - q8_needs.kv_cache_bytes) / GiB
     return (f"with -ctk q8_0 -ctv q8_0 -fa on the KV cache shrinks by {saving:.2f} GiB and the whole model fits "
@@ -152,20 +151,20 @@ def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardwa
 def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_arg: list[str]) -> Plan:
     p = best_placement(spec, needs, settings, hw)
     tgts = targets(hw, settings)
-    verdict = verdict_of(p, spec.n_layer)
+    verdict = verdict_of(p)
     notes: list[str] = []
     if tgts[-1].capacity is None:
         notes.append("available RAM unknown: the CPU side was not checked")
     if p.n_cpu_moe:
         notes.append(f"experts of the first {min(p.n_cpu_moe, spec.n_layer)} blocks stay in RAM; everything "
                      "else is on the GPU (prompt processing copies experts to the GPU in large batches)")
-    if verdict == "none":
+    if verdict is Verdict.NONE:
         notes.append("does not fit: try a smaller quant, a shorter context (-c), or a quantized KV cache "
                      "(-ctk/-ctv q8_0)")
     has_accel = len(tgts) > 1
-    gpu_max = max_ctx(spec, settings, hw, "gpu") if has_accel and settings.gpu_layers is None else None
+    gpu_max = max_ctx(spec, settings, hw, Verdict.GPU) if has_accel and settings.gpu_layers is None else None
     return Plan(verdict=verdict, gpu_layers=p.gpu_layers, n_cpu_moe=min(p.n_cpu_moe, spec.n_layer),
-                max_ctx=gpu_max if verdict == "gpu" else max_ctx(spec, settings, hw, verdict),
+                max_ctx=gpu_max if verdict is Verdict.GPU else max_ctx(spec, settings, hw, verdict),
                 max_ctx_gpu=gpu_max, command=command(spec, needs, settings, p, model_arg, tgts),
                 devices=p.devices, notes=tuple(notes),
                 suggestions=_kv_suggestion(spec, needs, settings, hw, verdict))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fitcheck import synth
 from fitcheck.errors import InputError
 from fitcheck.sources.gguf import load_local, split_names
+from tests import gguf_builder as synth
 
 
 def test_llama8b_facts(llama8b):
@@ -82,7 +82,7 @@ def test_no_architecture(make_gguf, tmp_path):
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     w.close()
-    with pytest.raises(InputError, match="general.architecture"):
+    with pytest.raises(InputError, match=r"general\.architecture"):
         load_local(str(path))
 
 

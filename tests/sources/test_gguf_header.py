@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fitcheck import synth
 from fitcheck.errors import InputError
 from fitcheck.sources.gguf_header import ArraySummary, FileSource, parse_header
+from tests import gguf_builder as synth
 
 
 class CountingSource:
@@ -103,7 +103,7 @@ def test_empty_file(tmp_path):
 def test_truncated_header(make_gguf, cut):
     data = _tiny(make_gguf).read_bytes()
     header_end = parse_header(CountingSource(data), "ok").header_bytes
-    with pytest.raises(InputError, match="not a valid GGUF header|not a GGUF"):
+    with pytest.raises(InputError, match=r"not a valid GGUF header|not a GGUF"):
         parse_header(CountingSource(data[:cut if cut > 0 else header_end + cut]), "cut.gguf")
 
 
@@ -122,7 +122,7 @@ def _corrupt_first_key_length(data: bytes, length: int) -> bytes:
 def test_huge_string_length_fails_without_allocating(make_gguf, length):
     data = _corrupt_first_key_length(_tiny(make_gguf).read_bytes(), length)
     src = CountingSource(data)
-    with pytest.raises(InputError, match="past the end|bytes"):
+    with pytest.raises(InputError, match=r"past the end|bytes"):
         parse_header(src, "corrupt.gguf")
     assert src.bytes_read <= len(data)
 

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from fitcheck.errors import HubError, InputError
-from fitcheck.sources import http_source
-from fitcheck.sources.resolve import Model, QuantSet, load_model, resolve
+from fitcheck.sources import ranged
+from fitcheck.sources.resolve import load_model, resolve
+from fitcheck.sources.types import Model, QuantSet
+from fitcheck.sources.url import shard_urls
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_hub import TOKEN, FakeHub, build_files, populate  # noqa: E402
+from fake_hub import TOKEN, FakeHub, build_files, populate
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
@@ -167,7 +170,7 @@ def test_no_range_server_reads_a_bounded_prefix(hub: FakeHub, files, monkeypatch
     assert model.spec.file_type == "Q4_K_M"
     gets = [r for r in hub.file_requests("Tiny-Q4_K_M.gguf") if r.method == "GET"]
     assert len(gets) == 1 and gets[0].status == 200
-    monkeypatch.setattr(http_source, "NO_RANGE_PREFIX_CAP", 256 * 1024)
+    monkeypatch.setattr(ranged, "NO_RANGE_PREFIX_CAP", 256 * 1024)
     with pytest.raises(HubError, match="does not support Range"):
         load_model("hf:org/Qwen-GGUF:Q4_K_M")
     sent = hub.bytes_sent("Qwen-Q4_K_M.gguf")
@@ -185,3 +188,40 @@ def test_plain_url(hub: FakeHub, files, monkeypatch):
     assert [r.method for r in hub.requests] == ["HEAD"]  # etag unchanged: from the cache
     hub_url = f"{hub.endpoint}/org/Tiny-GGUF/resolve/main/Tiny-Q2_K.gguf"
     assert load_model(hub_url).model_arg == ["-hf", "org/Tiny-GGUF:Q2_K"]
+
+
+def test_a_changed_url_is_read_again(hub: FakeHub, files):
+    url = f"http://localhost:{hub.port}/cdn/org/Changing/0/model.gguf"
+    hub.add_file("org/Changing", "model.gguf", files["Q8_0"][0], size=files["Q8_0"][1])
+    assert load_model(url).spec.file_type == "Q8_0"
+    hub.add_file("org/Changing", "model.gguf", files["Q2_K"][0], size=files["Q2_K"][1])  # a new ETag
+    hub.reset_counters()
+    assert load_model(url).spec.file_type == "Q2_K"
+    assert [r.method for r in hub.requests][:2] == ["HEAD", "GET"]
+
+
+def test_signed_split_url_keeps_its_query_for_every_shard(hub: FakeHub, files):
+    sha = hub.repos["org/Tiny-GGUF"].sha
+    shards = sorted(n for n in files if "-of-" in n)
+    folder = f"http://localhost:{hub.port}/cdn/org/Tiny-GGUF/{sha}/BF16"
+    url = f"{folder}/{shards[0]}?X-Amz-Signature=secret123&Expires=1"
+    assert shard_urls(url) == [f"{folder}/{n}?X-Amz-Signature=secret123&Expires=1" for n in shards]
+    model = load_model(url)
+    assert model.model_arg == ["-mu", url]
+    for name in shards:
+        gets = [r for r in hub.file_requests(f"BF16/{name}") if r.method == "GET"]
+        assert gets and all(r.path.endswith("?X-Amz-Signature=secret123&Expires=1") for r in gets)
+    hub.fail[shards[1]] = 404
+    with pytest.raises(HubError, match="file not found") as err:
+        load_model(url.replace("secret123", "other456"))  # not cached: another URL
+    text = f"{err.value} {err.value.hint}"
+    assert f"{folder}/{shards[1]}:" in text and "other456" not in text and "Expires" not in text
+
+
+def test_retries_print_nothing(hub: FakeHub, monkeypatch, capfd):
+    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "1")
+    hub.redirect_lfs = True
+    hub.fail_times["/cdn/"] = (503, 1)
+    assert load_model("hf:org/Tiny-GGUF:Q2_K").spec.file_type == "Q2_K"
+    assert [r.status for r in hub.requests if r.path.startswith("/cdn/")][:2] == [503, 206]
+    assert capfd.readouterr().err == ""  # huggingface_hub's retry warnings name the signed URL

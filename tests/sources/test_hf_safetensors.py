@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from fitcheck.sources.resolve import QuantSet, resolve
+from fitcheck.sources.resolve import resolve
 from fitcheck.sources.safetensors import WHAT_IF
+from fitcheck.sources.types import QuantSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_hub import FakeHub, build_files, populate  # noqa: E402
+from fake_hub import FakeHub, build_files, populate
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import pytest
 
 from fitcheck.errors import HubError, InputError
 from fitcheck.sources.hf import GGUFGroup, HubRef, Listing, RepoFile, gguf_groups, match_tag, parse_ref, quant_label
-from fitcheck.sources.resolve import is_remote
 
 
 @pytest.mark.parametrize("text, ref", [
@@ -67,6 +66,3 @@ def test_tag_falls_back_to_a_name_token():
               GGUFGroup((RepoFile("M-base.gguf", 1, None),), None)]
     assert match_tag(groups, "BASE", "org/r").path == "M-base.gguf"
 
-
-def test_is_remote():
-    assert is_remote("hf:org/r") and is_remote("https://x/y.gguf") and not is_remote("./m.gguf")

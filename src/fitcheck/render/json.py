@@ -82,13 +82,16 @@ def report_dict(report: Report) -> dict[str, Any]:
                          "overhead_bytes": d.overhead_bytes, "other_bytes": d.other_bytes,
                          "total_bytes": d.total_bytes, "capacity_bytes": d.capacity_bytes} for d in plan.devices],
         },
-        "sweep": [{"ctx": r.ctx, "kv_cache_bytes": r.kv_cache_bytes, "total_bytes": r.total_bytes,
-                   "verdict": r.verdict, "gpu_layers": r.gpu_layers, "n_cpu_moe": r.n_cpu_moe}
-                  for r in report.sweep],
+        "sweep": sweep_list(report),
         "speed": None,
         "exact": None,
         "notes": list(report.notes),
     }
+
+
+def sweep_list(report: Report) -> list[dict[str, Any]]:
+    return [{"ctx": r.ctx, "kv_cache_bytes": r.kv_cache_bytes, "total_bytes": r.total_bytes,
+             "verdict": r.verdict, "gpu_layers": r.gpu_layers, "n_cpu_moe": r.n_cpu_moe} for r in report.sweep]
 
 
 def render_json(report: Report) -> str:

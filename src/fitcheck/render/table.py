@@ -9,13 +9,13 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..model import GiB, MiB, Report
+from ..model import FlashAttn, GiB, MiB, Report, Verdict
 
 VERDICT_TEXT = {
-    "gpu": ("fits on the GPU", "bold green"),
-    "offload": ("fits with partial offload", "bold yellow"),
-    "cpu": ("runs on the CPU (RAM only)", "bold yellow"),
-    "none": ("does not fit", "bold red"),
+    Verdict.GPU: ("fits on the GPU", "bold green"),
+    Verdict.OFFLOAD: ("fits with partial offload", "bold yellow"),
+    Verdict.CPU: ("runs on the CPU (RAM only)", "bold yellow"),
+    Verdict.NONE: ("does not fit", "bold red"),
 }
 
 
@@ -59,7 +59,8 @@ def _settings_line(report: Report) -> Text:
     if needs.n_ctx != needs.ctx:
         ctx += f" → {needs.n_ctx:,} cells"
     items = [ctx, f"K {s.cache_type_k} / V {s.cache_type_v}",
-             f"flash-attn {'on' if needs.flash_attn else 'off'}" + (" (auto)" if s.flash_attn == "auto" else ""),
+             f"flash-attn {'on' if needs.flash_attn else 'off'}"
+             + (" (auto)" if s.flash_attn is FlashAttn.AUTO else ""),
              f"batch {s.batch}/{s.ubatch}", f"parallel {s.parallel}" + (" unified" if s.kv_unified else ""),
              f"GPU reserve {size(s.gpu_reserve_bytes)}", f"margin {size(s.margin_bytes)}"]
     if s.swa_full:
@@ -108,8 +109,9 @@ def _sweep_table(report: Report) -> Table:
     for col in ("context", "KV cache", "total need", "verdict", "-ngl", "--n-cpu-moe"):
         table.add_column(col, justify="right" if col != "verdict" else "left", no_wrap=True)
     for row in report.sweep:
-        text, style = VERDICT_TEXT[row.verdict]
-        table.add_row(f"{row.ctx:,}", size(row.kv_cache_bytes), size(row.total_bytes), Text(row.verdict, style=style),
+        _, style = VERDICT_TEXT[row.verdict]
+        table.add_row(f"{row.ctx:,}", size(row.kv_cache_bytes), size(row.total_bytes),
+                      Text(str(row.verdict), style=style),
                       str(row.gpu_layers), str(row.n_cpu_moe) if row.n_cpu_moe else "")
     return table
 
@@ -118,7 +120,7 @@ def _verdict(report: Report) -> Group:
     plan, spec = report.plan, report.spec
     text, style = VERDICT_TEXT[plan.verdict]
     line = Text("verdict  ") + Text(text, style=style)
-    if plan.verdict == "offload":
+    if plan.verdict is Verdict.OFFLOAD:
         line += Text(f"  ({plan.gpu_layers} of {spec.n_layer + 1} layers on GPU"
                      + (f", experts of {plan.n_cpu_moe} blocks in RAM" if plan.n_cpu_moe else "") + ")")
     lines = [line]

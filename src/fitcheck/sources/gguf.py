@@ -72,7 +72,8 @@ def build_spec(ref: str, shards: Sequence[tuple[GGUFHeader, int | None]]) -> Mod
     meta: dict[str, Any] = dict(shards[0][0].metadata)
     arch = meta.get("general.architecture")
     if not isinstance(arch, str):
-        raise InputError(f"{ref}: GGUF has no general.architecture", hint="is this a model file (not a LoRA or mmproj)?")
+        raise InputError(f"{ref}: GGUF has no general.architecture",
+                         hint="is this a model file (not a LoRA or mmproj)?")
     notes: list[str] = []
     expected_shards = _int(meta, "split.count", 1)
     if expected_shards > len(shards):

@@ -1,9 +1,10 @@
-"""Hugging Face Hub references: parse `hf:org/repo[@rev][:QUANT | /path.gguf]`, list the repo, read GGUF headers.
+"""Hugging Face Hub references: parse `hf:org/repo[@rev][:QUANT | /path.gguf]`, list the repo, read GGUF headers,
+and turn the reference into one model or the repo's set of quants.
 
 The listing is one `HfApi.model_info(files_metadata=True)` call: file sizes and content hashes (the LFS
 sha256 is the file's ETag), and the commit every later read is pinned to. Headers are then read with ranged
-requests (http_source.py) and cached on disk by (endpoint, repo, commit, path, etag); the listing is cached by
-(endpoint, repo, revision) so HF_HUB_OFFLINE=1 works from the cache alone.
+requests (ranged.py) and cached on disk by (endpoint, repo, commit, path, etag); the listing is cached by
+(endpoint, repo, revision) so HF_HUB_OFFLINE=1 works from the cache alone (cache.py).
 """
 
 from __future__ import annotations
@@ -11,19 +12,19 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import __version__
 from ..errors import FitcheckError, HubError, InputError
 from ..model import ModelSpec
-from . import http_source as http
+from . import cache, settings, transport
 from .gguf import build_spec, split_names
 from .gguf_header import GGUFHeader, parse_header
-
-Progress = Callable[[int, int, str], None]  # (done, total, what)
+from .ranged import PARSER_READAHEAD, RangedHttpSource
+from .types import Choice, Model, Progress, QuantSet
 
 # Quant labels as the Hub and llama.cpp's `-hf repo:TAG` see them in file names (last match wins).
 QUANT_RE = re.compile(r"(?<![A-Z0-9])((?:UD-)?(?:I?Q[1-8](?:_[0-9A-Z]+)*|BF16|F16|F32|MXFP4(?:_MOE)?|TQ[12]_0))"
@@ -82,61 +83,31 @@ class Listing:
         return next((f for f in self.files if f.path == path), None)
 
 
-def endpoint() -> str:
-    """HF_ENDPOINT read now (huggingface_hub reads it once, at import)."""
-    from huggingface_hub import constants
-
-    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
-
-
 def api() -> Any:
     from huggingface_hub import HfApi
 
-    return HfApi(endpoint=endpoint(), library_name="fitcheck", library_version=__version__)
-
-
-def hub_call(what: str, fn: Callable[[], Any]) -> Any:
-    """Run a huggingface_hub call, turning its errors into one-line HubErrors."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        return fn()
-    except HfHubHTTPError as exc:
-        response = exc.response
-        status = response.status_code if response is not None else 0
-        raise http.status_error(status, response.headers if response is not None else {}, what,
-                                has_token=_has_token()) from None
-    except FitcheckError:
-        raise
-    except Exception as exc:
-        raise http.transport_error(exc, what) from None
-
-
-def _has_token() -> bool:
-    return "authorization" in {k.lower() for k in http.request_headers(True)}
+    return HfApi(endpoint=settings.endpoint(), library_name="fitcheck", library_version=__version__)
 
 
 def list_repo(repo: str, revision: str | None) -> Listing:
-    key = (endpoint(), repo, revision or "main")
-    if http.offline():
-        cached = http.cache_get("listing", *key)
-        if cached is None:
-            raise HubError(f"hf:{repo}: not in fitcheck's cache and HF_HUB_OFFLINE is set",
-                           hint="run once online, or unset HF_HUB_OFFLINE")
-        return _listing_from(cached)
-    info = hub_call(f"hf:{repo}", lambda: api().model_info(repo, revision=revision, files_metadata=True,
-                                                           timeout=http.timeout_s()))
-    files = []
-    for s in info.siblings or []:
-        etag = s.lfs.sha256 if s.lfs else s.blob_id
-        files.append(RepoFile(s.rfilename, s.size, etag))
-    listing = Listing(repo, revision, info.sha or revision or "main", tuple(files))
-    http.cache_put("listing", {"repo": repo, "revision": revision, "commit": listing.commit,
-                               "files": [[f.path, f.size, f.etag] for f in files]}, *key)
-    return listing
+    """The repo's files at `revision`; online always asked (a branch moves), offline from the cache."""
+
+    def fetch() -> Listing:
+        info = transport.hub_call(f"hf:{repo}", lambda: api().model_info(
+            repo, revision=revision, files_metadata=True, timeout=settings.timeout_s()))
+        files = tuple(RepoFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs else s.blob_id) for s in info.siblings or [])
+        return Listing(repo, revision, info.sha or revision or "main", files)
+
+    return cache.cached("listing", (settings.endpoint(), repo, revision or "main"), fetch, what=f"hf:{repo}",
+                        encode=_listing_to_json, decode=_listing_from_json, reuse_online=False)
 
 
-def _listing_from(data: dict[str, Any]) -> Listing:
+def _listing_to_json(listing: Listing) -> dict[str, Any]:
+    return {"repo": listing.repo, "revision": listing.revision, "commit": listing.commit,
+            "files": [[f.path, f.size, f.etag] for f in listing.files]}
+
+
+def _listing_from_json(data: dict[str, Any]) -> Listing:
     return Listing(data["repo"], data["revision"], data["commit"], tuple(RepoFile(*f) for f in data["files"]))
 
 
@@ -165,7 +136,7 @@ class GGUFGroup:
     @property
     def size(self) -> int | None:
         sizes = [f.size for f in self.files]
-        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+        return sum(s for s in sizes if s is not None) if None not in sizes else None
 
     @property
     def name(self) -> str:
@@ -211,30 +182,28 @@ def read_gguf_header(listing: Listing, f: RepoFile, stats: list[dict[str, Any]] 
     """One file's header: from the cache, else by ranged requests pinned to the listing's commit."""
     from huggingface_hub import hf_hub_url
 
-    key = (endpoint(), listing.repo, listing.commit, f.path, f.etag or "")
-    cached = http.cache_get("gguf", *key)
-    if cached is not None:
-        if stats is not None:
-            stats.append({"file": f.path, "cached": True, "requests": 0, "bytes_fetched": 0,
-                          "header_bytes": cached["header_bytes"]})
-        return http.header_from_json(cached)
     what = f"hf:{listing.repo}/{f.path}"
-    if http.offline():
-        raise HubError(f"{what}: header not in fitcheck's cache and HF_HUB_OFFLINE is set",
-                       hint="run once online, or unset HF_HUB_OFFLINE")
-    url = hf_hub_url(listing.repo, f.path, revision=listing.commit, endpoint=endpoint())
-    source = http.RangedHttpSource(url, what, send_token=True, size=f.size)
-    try:
-        header = parse_header(source, what, readahead=http.PARSER_READAHEAD)
-    finally:
-        source.close()
+    fetched: list[dict[str, Any]] = []
+
+    def fetch() -> GGUFHeader:
+        url = hf_hub_url(listing.repo, f.path, revision=listing.commit, endpoint=settings.endpoint())
+        source = RangedHttpSource(url, what, send_token=True, size=f.size)
+        try:
+            header = parse_header(source, what, readahead=PARSER_READAHEAD)
+        finally:
+            source.close()
+        fetched.append({"file": f.path, "cached": False, "requests": source.requests,
+                        "bytes_fetched": source.bytes_fetched, "header_bytes": header.header_bytes,
+                        "ranged": source.ranged})
+        return header
+
+    # stored only when the listing gives the file's hash: that hash is part of the key a later run looks up
+    header = cache.cached("gguf", (settings.endpoint(), listing.repo, listing.commit, f.path, f.etag or ""), fetch,
+                          what=what, noun="header", encode=cache.header_to_json, decode=cache.header_from_json,
+                          keep=lambda _: bool(f.etag))
     if stats is not None:
-        stats.append({"file": f.path, "cached": False, "requests": source.requests,
-                      "bytes_fetched": source.bytes_fetched, "header_bytes": header.header_bytes,
-                      "ranged": source.ranged})
-    if f.etag or source.etag:
-        http.cache_put("gguf", http.header_to_json(header), endpoint(), listing.repo, listing.commit, f.path,
-                       f.etag or source.etag or "")
+        stats.append(fetched[0] if fetched else {"file": f.path, "cached": True, "requests": 0, "bytes_fetched": 0,
+                                                 "header_bytes": header.header_bytes})
     return header
 
 
@@ -300,3 +269,55 @@ def load_groups(listing: Listing, groups: Sequence[GGUFGroup], *, progress: Prog
         if first is not None:
             raise first
     return out
+
+
+# -- a reference to one model, or to the repo's quants -------------------------------------------------------------
+
+def revision_notes(ref: HubRef, listing: Listing) -> list[str]:
+    if not ref.revision:
+        return []
+    return [f"revision {ref.revision} (commit {listing.commit[:12]}): llama.cpp's -hf reads the default branch"]
+
+
+def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None,
+              stats: list[dict[str, Any]] | None = None) -> Model | QuantSet | None:
+    """The named file or quant tag, else every GGUF quant in the repo; None for a repo without GGUFs."""
+    groups = gguf_groups(listing)
+    notes = revision_notes(ref, listing)
+    if ref.path:
+        f = listing.get(ref.path)
+        if f is None:
+            labels = sorted({g.label for g in groups if g.label})
+            raise HubError(f"{ref}: no file {ref.path} in the repository",
+                           hint="available quants: " + ", ".join(labels) if labels
+                           else "list the repo's files on the Hub")
+        group = next((g for g in groups if g.path == ref.path), None) or GGUFGroup((f,), quant_label(f.path))
+        return _single(listing, group, str(ref), notes, stats)
+    if ref.tag:
+        if not groups:
+            raise HubError(f"{ref}: the repository has no GGUF files", hint="try hf:" + ref.repo)
+        return _single(listing, match_tag(groups, ref.tag, ref.repo), str(ref), notes, stats)
+    if not groups:
+        return None
+    loaded = load_groups(listing, groups, progress=progress, stats=stats)
+    qs = QuantSet(str(ref), ref.repo, "gguf", notes=notes + loaded.notes)
+    for group, spec in loaded.specs:
+        label = group.label or spec.file_type or os.path.basename(group.path)
+        model = Model(spec, _hf_arg(ref.repo, group.label, group.path))
+        qs.choices.append(Choice(label, group.path, group.size, model))
+    return qs
+
+
+def _single(listing: Listing, group: GGUFGroup, ref: str, notes: list[str],
+            stats: list[dict[str, Any]] | None) -> Model:
+    spec = group_spec(listing, group, ref, stats)
+    if notes:
+        spec = replace(spec, notes=spec.notes + tuple(notes))
+    return Model(spec, _hf_arg(listing.repo, group.label, group.path))
+
+
+def _hf_arg(repo: str, label: str | None, path: str) -> list[str]:
+    """llama.cpp's own Hub download: `-hf repo:QUANT` where a quant tag names the file, else the file itself."""
+    if label:
+        return ["-hf", f"{repo}:{label}"]
+    return ["-hf", repo, "-hff", path]

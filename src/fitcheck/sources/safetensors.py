@@ -11,68 +11,65 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import quant
+from ..archs import hf_architecture
 from ..errors import HubError, InputError
 from ..model import ModelSpec, Tensor
-from . import hf
-from . import http_source as http
+from . import cache, hf, settings, transport
+from .types import Choice, Model, QuantSet
+
+T = TypeVar("T")
 
 WHAT_IF = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K", "IQ4_XS")
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "I32": 4,
                "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-# HF model_type -> llama.cpp architecture name (where fitcheck's rules differ by architecture)
-ARCH = {"mistral": "llama", "mixtral": "llama", "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-        "qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe", "gemma": "gemma", "gemma2": "gemma2",
-        "gemma3": "gemma3", "gemma3_text": "gemma3", "phi3": "phi3", "gpt_oss": "gpt-oss", "cohere2": "cohere2",
-        "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2", "olmo2": "olmo2", "granite": "granite"}
 SKIP = re.compile(r"vision|visual|multi_modal_projector|mm_projector|audio|image_newline", re.I)
 LAYER = re.compile(r"(?:layers|h|blocks|block)\.(\d+)\.")
 
 
-def _get_json(listing: hf.Listing, path: str) -> dict[str, Any]:
-    from huggingface_hub import hf_hub_url
-
+def _cached(kind: str, listing: hf.Listing, path: str, fetch: Callable[[], T]) -> T:
+    """A file's derived content, cached by (endpoint, repo, commit, path, etag)."""
     f = listing.get(path)
-    key = (hf.endpoint(), listing.repo, listing.commit, path, (f.etag if f else "") or "")
-    cached = http.cache_get("json", *key)
-    if cached is not None:
-        return cached
+    key = (settings.endpoint(), listing.repo, listing.commit, path, (f.etag if f else "") or "")
+    return cache.cached(kind, key, fetch, what=f"hf:{listing.repo}/{path}", offline_hint="run once online")
+
+
+def _get_json(listing: hf.Listing, path: str) -> dict[str, Any]:
     what = f"hf:{listing.repo}/{path}"
-    if http.offline():
-        raise HubError(f"{what}: not in fitcheck's cache and HF_HUB_OFFLINE is set", hint="run once online")
-    url = hf_hub_url(listing.repo, path, revision=listing.commit, endpoint=hf.endpoint())
-    response = http.send("GET", url, http.request_headers(True), what)
-    try:
-        data = json.loads(response.content)
-    except ValueError:
-        raise InputError(f"{what}: not valid JSON") from None
-    http.cache_put("json", data, *key)
-    return data
+
+    def fetch() -> dict[str, Any]:
+        from huggingface_hub import hf_hub_url
+
+        url = hf_hub_url(listing.repo, path, revision=listing.commit, endpoint=settings.endpoint())
+        response = transport.send("GET", url, settings.request_headers(True), what)
+        try:
+            data: dict[str, Any] = json.loads(response.content)
+        except ValueError:
+            raise InputError(f"{what}: not valid JSON") from None
+        return data
+
+    return _cached("json", listing, path, fetch)
 
 
 def _tensors(listing: hf.Listing, path: str) -> dict[str, list[Any]]:
-    """name -> [dtype, shape] for one safetensors file (cached by etag)."""
-    f = listing.get(path)
-    key = (hf.endpoint(), listing.repo, listing.commit, path, (f.etag if f else "") or "")
-    cached = http.cache_get("safetensors", *key)
-    if cached is not None:
-        return cached
+    """name -> [dtype, shape] for one safetensors file."""
     what = f"hf:{listing.repo}/{path}"
-    if http.offline():
-        raise HubError(f"{what}: not in fitcheck's cache and HF_HUB_OFFLINE is set", hint="run once online")
-    from huggingface_hub.errors import SafetensorsParsingError
 
-    try:
-        meta = hf.hub_call(what, lambda: hf.api().parse_safetensors_file_metadata(
-            listing.repo, path, revision=listing.commit, timeout=http.timeout_s()))
-    except SafetensorsParsingError as exc:
-        raise InputError(f"{what}: not a valid safetensors file ({exc})") from None
-    out = {name: [info.dtype, list(info.shape)] for name, info in meta.tensors.items()}
-    http.cache_put("safetensors", out, *key)
-    return out
+    def fetch() -> dict[str, list[Any]]:
+        from huggingface_hub.errors import SafetensorsParsingError
+
+        try:
+            meta = transport.hub_call(what, lambda: hf.api().parse_safetensors_file_metadata(
+                listing.repo, path, revision=listing.commit, timeout=settings.timeout_s()))
+        except SafetensorsParsingError as exc:
+            raise InputError(f"{what}: not a valid safetensors file ({exc})") from None
+        return {name: [info.dtype, list(info.shape)] for name, info in meta.tensors.items()}
+
+    return _cached("safetensors", listing, path, fetch)
 
 
 def weight_files(listing: hf.Listing) -> list[str]:
@@ -85,9 +82,8 @@ def weight_files(listing: hf.Listing) -> list[str]:
     return sorted(p for p in paths if p.endswith(".safetensors") and "/" not in p)
 
 
-def load_safetensors_repo(ref: hf.HubRef, listing: hf.Listing, notes: list[str]) -> Any:
-    from .resolve import Choice, Model, QuantSet
-
+def load_safetensors_repo(ref: hf.HubRef, listing: hf.Listing, notes: list[str]) -> QuantSet:
+    """The native-dtype model (from config.json and the safetensors headers) and one what-if row per quant."""
     paths = {f.path for f in listing.files}
     files = weight_files(listing) if "config.json" in paths else []
     if not files:
@@ -133,7 +129,7 @@ def _cfg(config: dict[str, Any], *keys: str, default: Any = 0) -> Any:
 def native_spec(ref: str, config: dict[str, Any], tensors: dict[str, list[Any]]) -> ModelSpec:
     tc = {**config, **config["text_config"]} if isinstance(config.get("text_config"), dict) else config
     model_type = str(tc.get("model_type") or config.get("model_type") or "unknown")
-    arch = ARCH.get(model_type, model_type.replace("_", ""))
+    arch = hf_architecture(model_type)
     n_layer = int(_cfg(tc, "num_hidden_layers", "n_layer", "num_layers"))
     n_embd = int(_cfg(tc, "hidden_size", "n_embd", "d_model"))
     n_head = int(_cfg(tc, "num_attention_heads", "n_head"))
@@ -153,8 +149,9 @@ def native_spec(ref: str, config: dict[str, Any], tensors: dict[str, list[Any]])
             meta[f"{arch}.attention.sliding_window_pattern"] = [t == "sliding_attention" for t in layer_types]
     if tc.get("kv_lora_rank"):
         meta[f"{arch}.attention.kv_lora_rank"] = int(tc["kv_lora_rank"])
-        meta[f"{arch}.attention.key_length_mla"] = int(tc.get("qk_nope_head_dim", 0)) + int(tc.get("qk_rope_head_dim", 0))
-        meta[f"{arch}.rope.dimension_count"] = int(tc.get("qk_rope_head_dim", 0))
+        rope_dim = int(tc.get("qk_rope_head_dim", 0))
+        meta[f"{arch}.attention.key_length_mla"] = int(tc.get("qk_nope_head_dim", 0)) + rope_dim
+        meta[f"{arch}.rope.dimension_count"] = rope_dim
     out: list[Tensor] = []
     for name, (dtype, shape) in sorted(tensors.items()):
         if SKIP.search(name):

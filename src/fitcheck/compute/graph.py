@@ -1,4 +1,4 @@
-"""llama.cpp's worst-case compute graph, rebuilt as data for fitcheck.galloc.
+"""llama.cpp's worst-case compute graph for the transformer families, rebuilt for the allocator replay.
 
 The compute buffer is whatever ggml-alloc needs for the graph llama.cpp reserves: a micro-batch of n_ubatch
 tokens through every layer and the output head. This module builds the same tensors in the same order
@@ -6,7 +6,7 @@ tokens through every layer and the output head. This module builds the same tens
 src/models/*.cpp), with their shapes and strides, so the allocator replay sees what llama.cpp sees. Tiny
 bookkeeping tensors are kept too: they change where the big ones land. Covered: the dense and MoE transformer
 families (llama, mistral3, qwen2, qwen3, qwen3moe, phi3) and deepseek2's MLA; other architectures keep the
-calibrated stage model in fitcheck.compute.
+calibrated stage model in fitcheck.compute.stage; which one applies is the registry's (fitcheck.archs).
 """
 
 from __future__ import annotations
@@ -14,151 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from .galloc import Tensor, buffer_size
-
-SIZES = {"f32": 4, "i32": 4, "f16": 2, "i64": 8}
-
-
-@dataclass(eq=False)
-class Node:
-    """A tensor under construction: shape (ne), strides (nb), what it is computed from."""
-
-    op: str
-    type: str
-    ne: tuple[int, int, int, int]
-    nb: tuple[int, int, int, int]
-    srcs: tuple[Node, ...] = ()
-    view_src: Node | None = None
-    own: bool = True
-    is_input: bool = False
-    name: str = ""
-
-    @property
-    def nbytes(self) -> int:
-        if not self.own:
-            return 0
-        return SIZES[self.type] * prod(self.ne)
-
-
-def _contiguous(ne: tuple[int, ...], type_: str = "f32") -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-    ne4 = tuple(ne) + (1,) * (4 - len(ne))
-    nb = [SIZES.get(type_, 2)]  # quantized types only appear on external tensors, whose strides do not matter
-    for i in range(1, 4):
-        nb.append(nb[-1] * ne4[i - 1])
-    return ne4, tuple(nb)
-
-
-class Graph:
-    """The subset of ggml's graph API that llama.cpp's builders use, recording tensors instead of computing."""
-
-    def __init__(self) -> None:
-        self.leafs: list[Node] = []
-        self.nodes: list[Node] = []
-        self._seen: set[int] = set()
-
-    # leaves ------------------------------------------------------------------------------------------------
-    def input(self, name: str, ne: tuple[int, ...], type_: str = "f32") -> Node:
-        shape, nb = _contiguous(ne, type_)
-        return Node("NONE", type_, shape, nb, is_input=True, name=name)
-
-    def external(self, name: str, ne: tuple[int, ...], type_: str = "f16") -> Node:
-        """Weights and the KV cache: memory outside the compute buffer."""
-        shape, nb = _contiguous(ne, type_)
-        return Node("NONE", type_, shape, nb, own=False, name=name)
-
-    # ops ---------------------------------------------------------------------------------------------------
-    def _new(self, op: str, ne: tuple[int, ...], srcs: tuple[Node, ...], name: str = "", type_: str = "f32") -> Node:
-        shape, nb = _contiguous(ne, type_)
-        return Node(op, type_, shape, nb, srcs, name=name)
-
-    def _view(self, op: str, a: Node, ne: tuple[int, ...], nb: tuple[int, ...], srcs: tuple[Node, ...] = ()) -> Node:
-        ne4 = tuple(ne) + (1,) * (4 - len(ne))
-        nb4 = tuple(nb) + (nb[-1] * ne4[len(nb) - 1],) * (4 - len(nb)) if len(nb) < 4 else tuple(nb)
-        base = a.view_src or a
-        return Node(op, a.type, ne4, nb4, srcs or (a,), view_src=base, own=base.own, name=a.name)
-
-    def same(self, op: str, a: Node, *srcs: Node, name: str = "") -> Node:
-        """An op whose result has a's shape (norms, element-wise ops, rope, softmax, scale)."""
-        return self._new(op, a.ne, (a, *srcs), name)
-
-    def cont_like(self, op: str, a: Node, srcs: tuple[Node, ...] = ()) -> Node:
-        """An op on a (possibly strided) view whose result is a fresh contiguous tensor of the same shape."""
-        return self._new(op, a.ne, (a, *srcs))
-
-    def mul_mat(self, w: Node, x: Node, name: str = "") -> Node:
-        return self._new("MUL_MAT", (w.ne[1], x.ne[1], x.ne[2], x.ne[3]), (w, x), name)
-
-    def mul_mat_id(self, w: Node, x: Node, ids: Node, name: str = "") -> Node:
-        return self._new("MUL_MAT_ID", (w.ne[1], ids.ne[0], x.ne[2], 1), (w, x, ids), name)
-
-    def get_rows(self, a: Node, idx: Node, name: str = "") -> Node:
-        return self._new("GET_ROWS", (a.ne[0], idx.ne[0], idx.ne[1], a.ne[3]), (a, idx), name)
-
-    def cont(self, a: Node, ne: tuple[int, ...] | None = None, name: str = "") -> Node:
-        return self._new("CONT", ne or a.ne, (a,), name)
-
-    def glu(self, op: str, a: Node, b: Node | None = None, name: str = "") -> Node:
-        if b is None:  # fused gate+up tensor: the result is half as wide
-            return self._new(op, (a.ne[0] // 2, *a.ne[1:]), (a,), name)
-        return self._new(op, a.ne, (a, b), name)
-
-    def flash_attn(self, q: Node, k: Node, v: Node, mask: Node, name: str = "") -> Node:
-        return self._new("FLASH_ATTN_EXT", (v.ne[0], q.ne[2], q.ne[1], q.ne[3]), (q, k, v, mask), name)
-
-    def reshape(self, a: Node, *ne: int) -> Node:
-        shape, nb = _contiguous(ne, a.type)
-        return self._view("RESHAPE", a, shape, nb)
-
-    def view(self, a: Node, ne: tuple[int, ...], nb: tuple[int, ...]) -> Node:
-        return self._view("VIEW", a, ne, nb)
-
-    def permute(self, a: Node, *axes: int) -> Node:
-        ne, nb = [0] * 4, [0] * 4
-        for i, ax in enumerate(axes):
-            ne[ax], nb[ax] = a.ne[i], a.nb[i]
-        return self._view("PERMUTE", a, tuple(ne), tuple(nb))
-
-    def transpose(self, a: Node) -> Node:
-        return self.permute(a, 1, 0, 2, 3)
-
-    def set_rows(self, dst: Node, src: Node, idx: Node) -> Node:
-        """Writing K/V into the cache: a view of the (external) cache that consumes src."""
-        return self._view("SET_ROWS", dst, dst.ne, dst.nb, (src, idx, dst))
-
-    # graph order -------------------------------------------------------------------------------------------
-    def expand(self, t: Node) -> None:
-        """ggml_build_forward_expand: parents first, left to right, each tensor once."""
-        stack = [(t, False)]
-        while stack:
-            node, done = stack.pop()
-            if id(node) in self._seen:
-                continue
-            if done:
-                self._seen.add(id(node))
-                (self.nodes if node.op != "NONE" else self.leafs).append(node)
-                continue
-            stack.append((node, True))
-            for s in reversed(node.srcs):
-                if id(s) not in self._seen:
-                    stack.append((s, False))
-
-    def tensors(self) -> list[Tensor]:
-        order = self.leafs + self.nodes
-        index = {id(n): k for k, n in enumerate(order)}
-        out = []
-        for n in order:
-            out.append(Tensor(op=n.op, nbytes=n.nbytes, layout=(n.type, n.ne, n.nb),
-                              srcs=tuple(index[id(s)] for s in n.srcs),
-                              view_of=index[id(n.view_src)] if n.view_src is not None else None,
-                              own=n.own, is_input=n.is_input, leaf=n.op == "NONE", name=n.name))
-        return out
-
-    def buffer_size(self, alignment: int = 32) -> int:
-        return buffer_size(self.tensors(), alignment)
-
-
-# -------------------------------------------------------------------------------------------------------------
-# llama.cpp's builders
+from ..archs import GraphFeatures
+from ..model import ModelSpec
+from .ggml_graph import Graph, Node, contiguous
 
 QUANTIZED_CACHE = frozenset({"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"})
 
@@ -193,17 +51,7 @@ def _rot_width(head_dim: int) -> int:
     return n
 
 
-TRANSFORMER_ARCHS = frozenset({"llama", "mistral3", "qwen2", "qwen3", "qwen3moe", "phi3", "deepseek2"})
-
-
-def covers(spec) -> bool:
-    """Whether build_transformer rebuilds this model's graph (uniform layers of a covered architecture)."""
-    return (spec.architecture in TRANSFORMER_ARCHS and spec.n_layer > 0 and len(set(spec.n_head)) == 1
-            and len(set(spec.n_head_kv)) == 1 and min(spec.n_head_kv) > 0 and spec.head_dim_k > 0
-            and not any(t.name.endswith("attn_sinks.weight") or ".nextn." in t.name for t in spec.tensors))
-
-
-def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
+def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_output: bool = True) -> Graph:
     """The llama/mistral/qwen2/qwen3/phi3 family, dense or MoE, and deepseek2 (src/models/*.cpp).
 
     with_output=False leaves out the output head: the graph of a device that holds only repeating layers."""
@@ -240,7 +88,7 @@ def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
     tensor_names = {t.name for t in spec.tensors}
     shared = "ffn_up_shexp.weight" in have
     gated = "ffn_gate.weight" in have
-    norm_w = bool(spec.metadata.get(f"{spec.architecture}.expert_weights_norm", spec.architecture == "qwen3moe"))
+    norm_w = bool(spec.metadata.get(f"{spec.architecture}.expert_weights_norm", features.expert_weights_norm))
     n_ff_exp = int(spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length") or spec.n_ff)
 
     cur = embd
@@ -262,8 +110,8 @@ def build_transformer(spec, s: Shape, with_output: bool = True) -> Graph:
                 out = g.same("ADD", out, _dense_ffn(g, x, _shared_ff(spec), True, il))
         else:
             out = _dense_ffn(g, x, spec.n_ff, gated, il)
-        # phi3 adds the residual first: in-place reuse then takes the residual's memory, not the FFN output's
-        cur = g.same("ADD", *((ffn_inp, out) if fused_qkv else (out, ffn_inp)), name=f"l_out-{il}")
+        # residual first (phi3): in-place reuse then takes the residual's memory, not the FFN output's
+        cur = g.same("ADD", *((ffn_inp, out) if features.residual_first else (out, ffn_inp)), name=f"l_out-{il}")
     if not with_output:
         g.expand(cur)
         return g
@@ -383,7 +231,7 @@ def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, m
 
 
 def _is_contiguous(t: Node) -> bool:
-    return t.nb == _contiguous(t.ne, t.type)[1]
+    return t.nb == contiguous(t.ne, t.type)[1]
 
 
 def _shared_ff(spec) -> int:

@@ -1,4 +1,4 @@
-"""Header-only GGUF files with realistic layouts, for the example, the tests and the benchmarks.
+"""Header-only GGUF files with realistic layouts, for the examples, the tests and the benchmarks (not shipped).
 
 A header-only file holds the metadata and tensor infos of a real model but none of its tensor data, so a
 70B layout costs a few MB. `truncate` it to `full_size` and llama.cpp loads it (sparse zeros) for truth runs.
@@ -93,7 +93,7 @@ def write_header_only(path: str | Path, arch: str, metadata: Mapping[str, Any],
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
     full = 0
-    for fout, shard in zip(writer.fout or [], writer.tensors):
+    for fout, shard in zip(writer.fout or [], writer.tensors, strict=True):
         header_end = fout.tell()
         data_start = gguf.GGUFWriter.ggml_pad(header_end, writer.data_alignment)
         data_size = sum(gguf.GGUFWriter.ggml_pad(ti.nbytes, writer.data_alignment) for ti in shard.values())

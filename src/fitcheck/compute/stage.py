@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .data import load_yaml
+from ..data import load_yaml
 
 DEFAULT = {"out_e": 2.85, "ffn_ff": 0.725, "ffn_e": 2.75, "on_e": 6.85, "on_q": 2.85, "on_kv": 1.0,
            "off_e": 6.5, "off_q": 0.7, "all_e": 0.0}

@@ -147,7 +147,7 @@ def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int
         allocate(i)
     for i in nodes:
         t = graph[i]
-        if is_view(i) and t.op != "NONE":
+        if t.view_of is not None and t.op != "NONE":
             st[t.view_of].n_views += 1
         if t.is_input:
             allocate(i)
@@ -162,8 +162,8 @@ def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int
         for p in graph[i].srcs:
             st[p].n_children -= 1
             if st[p].n_children == 0 and st[p].n_views == 0:
-                if is_view(p):
-                    src = graph[p].view_of
+                src = graph[p].view_of
+                if src is not None:
                     st[src].n_views -= 1
                     if st[src].n_views == 0 and st[src].n_children == 0 and st[src].allocated:
                         free_node(src)

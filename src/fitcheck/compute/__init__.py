@@ -1,0 +1,83 @@
+"""The compute buffers llama.cpp reserves for its worst-case micro-batch graph, behind one function.
+
+Two methods, chosen per architecture by the registry (fitcheck.archs.compute_method):
+- the graph replay (graph.py builds the graph llama.cpp reserves, galloc.py replays ggml-alloc over it):
+  byte-exact where it applies;
+- the stage model (stage.py): the peak of the logits, feed-forward and attention stages with coefficients
+  fitted on llama.cpp measurements, for every other architecture.
+Pure: no I/O beyond reading the packaged coefficient table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import archs
+from ..context import Context, kv_cells
+from ..model import ModelSpec, Settings
+from . import graph, stage
+
+
+@dataclass(frozen=True)
+class ComputeBuffers:
+    device_bytes: int  # the device holding the output layer (logits included)
+    layer_bytes: int  # a device holding only blocks
+    host_bytes: int  # the CPU-side buffer when every layer is offloaded
+    method: archs.Compute
+    calibrated: bool  # False: the stage model's default coefficients (architecture not measured)
+
+
+def n_ff_effective(spec: ModelSpec) -> int:
+    """Width of the feed-forward activations: gate + up for gated FFNs, times the experts used for MoE."""
+    width = spec.n_ff * (2 if archs.gated_ffn(spec) else 1)
+    if spec.n_expert_used:
+        value = spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length")
+        expert_ff = int(value) if isinstance(value, int) else spec.n_ff
+        width = max(width, 2 * expert_ff * spec.n_expert_used)
+    return width
+
+
+def features(spec: ModelSpec, c: Context, flash_attn: bool, kinds: tuple[archs.LayerKind, ...],
+             swa_full: bool) -> stage.Features:
+    """What the stage model and the graph shape need, derived from the context and the layer kinds."""
+    window = archs.sliding_window(spec)
+    tokens = c.reserved_tokens
+    caches = {kind.sliding: kv_cells(kind.sliding, c, window, swa_full) for kind in kinds if kind.has_kv}
+    n_kv = max(caches.values(), default=0)
+    # one KQ mask input per cache (base and sliding), f16 with flash attention, f32 without
+    mask_bytes = sum(tokens * cells * (2 if flash_attn else 4) for cells in caches.values())
+    n_head = max(spec.n_head) or 1
+    encoder = archs.is_embedding_model(spec)
+    if encoder:
+        mask_bytes = tokens * tokens * (2 if flash_attn else 4)
+    return stage.Features(tokens=tokens, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
+                          n_q=n_head * spec.head_dim_k, n_ff_eff=n_ff_effective(spec), flash_attn=flash_attn,
+                          encoder=encoder, mask_bytes=mask_bytes)
+
+
+def graph_shape(f: stage.Features, c: Context, settings: Settings) -> graph.Shape:
+    """The micro-batch llama.cpp reserves its compute buffer for (llama_context::sched_reserve)."""
+    return graph.Shape(tokens=f.tokens, outputs=c.n_ubatch, n_stream=c.n_stream, n_kv=f.n_kv,
+                       flash_attn=f.flash_attn, cache_type_k=settings.cache_type_k,
+                       cache_type_v=settings.cache_type_v)
+
+
+def build_graph(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
+                kinds: tuple[archs.LayerKind, ...], with_output: bool = True) -> graph.Graph:
+    """llama.cpp's worst-case graph for a graph-replay architecture (benchmarks inspect it node by node)."""
+    shape = graph_shape(features(spec, c, flash_attn, kinds, settings.swa_full), c, settings)
+    return graph.build_transformer(spec, shape, archs.graph_features(spec), with_output)
+
+
+def compute_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
+                    kinds: tuple[archs.LayerKind, ...]) -> ComputeBuffers:
+    f = features(spec, c, flash_attn, kinds, settings.swa_full)
+    method = archs.compute_method(spec)
+    coefficients, calibrated_error = stage.calibration(spec.architecture)
+    device, layer, host = stage.peak(f, coefficients)
+    if method is archs.Compute.GRAPH:
+        shape = graph_shape(f, c, settings)
+        features_ = archs.graph_features(spec)
+        device = graph.build_transformer(spec, shape, features_).buffer_size()
+        layer = graph.build_transformer(spec, shape, features_, with_output=False).buffer_size()
+    return ComputeBuffers(device, layer, host, method, calibrated_error is not None or method is archs.Compute.GRAPH)

@@ -1,0 +1,60 @@
+"""The environment the remote sources read: timeouts, retries, offline mode, the Hub endpoint, request headers.
+
+Everything is read at call time, not import time: huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE once,
+at its import, and tests (and long-lived library callers) change them afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import __version__
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 2
+# The offline vocabulary, shared by the cache (nothing stored) and the transport (huggingface_hub refused).
+NOT_CACHED = "not in fitcheck's cache and HF_HUB_OFFLINE is set"
+OFFLINE_HINT = "run once online, or unset HF_HUB_OFFLINE"
+
+
+def timeout_s() -> float:
+    """FITCHECK_HTTP_TIMEOUT: seconds per request (connect and each read)."""
+    return float(os.environ.get("FITCHECK_HTTP_TIMEOUT") or DEFAULT_TIMEOUT)
+
+
+def retries() -> int:
+    """FITCHECK_HTTP_RETRIES: how many times a 5xx/429 answer, a timeout or a network error is retried."""
+    return int(os.environ.get("FITCHECK_HTTP_RETRIES") or DEFAULT_RETRIES)
+
+
+def offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE), read now."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return constants.HF_HUB_OFFLINE or (value or "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def endpoint() -> str:
+    """HF_ENDPOINT, read now."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def request_headers(send_token: bool) -> dict[str, str]:
+    """huggingface_hub's headers (user agent, and the token when send_token), no compression.
+
+    Compression is off because a Range is a range of the file's bytes: a compressed body would not be.
+    """
+    from huggingface_hub.utils import build_hf_headers
+
+    headers = build_hf_headers(token=None if send_token else False, library_name="fitcheck",
+                               library_version=__version__)
+    headers["Accept-Encoding"] = "identity"
+    return headers
+
+
+def has_token() -> bool:
+    """Whether a token (HF_TOKEN or the saved login) would be sent to the Hub: error hints differ."""
+    return "authorization" in {k.lower() for k in request_headers(True)}

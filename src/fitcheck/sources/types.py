@@ -1,0 +1,44 @@
+"""What resolving a model reference gives the application layer: one model, or a set of quants to compare.
+
+Kept apart from the resolvers so that callers (and every source module) can name these types without importing
+the Hub or HTTP code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..model import ModelSpec
+
+Progress = Callable[[int, int, str], None]  # (done, total, what): header fetches of a repo
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model, and how llama.cpp would be pointed at it."""
+
+    spec: ModelSpec
+    model_arg: list[str]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One row of a quant comparison."""
+
+    quant: str
+    file: str | None  # None for what-if rows of a safetensors repo
+    size_bytes: int | None
+    model: Model
+    estimate: bool = False
+
+
+@dataclass
+class QuantSet:
+    """Every model a repository offers: its GGUF quants, or a safetensors repo's native need and what-ifs."""
+
+    ref: str
+    repo: str
+    kind: str  # gguf | safetensors
+    choices: list[Choice] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
