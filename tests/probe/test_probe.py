@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from fitcheck.model import Gpu
-from fitcheck.probe.nvidia import probe_gpus
 import pytest
 
+from fitcheck.model import Gpu
+from fitcheck.probe.nvidia import probe_gpus
 from fitcheck.probe.overrides import HardwareOverrides, apply_overrides, unified_gpu_share
 from fitcheck.probe.system import probe_hardware
 
@@ -55,7 +55,8 @@ class FakePsutil:
 def test_two_gpus_with_free_memory():
     nvml = FakeNVML([("NVIDIA GeForce RTX 4090", 24 * GiB, 22 * GiB), ("NVIDIA RTX A4000", 16 * GiB, 15 * GiB)])
     gpus, notes = probe_gpus(nvml)
-    assert gpus == (Gpu(0, "NVIDIA GeForce RTX 4090", 24 * GiB, 22 * GiB), Gpu(1, "NVIDIA RTX A4000", 16 * GiB, 15 * GiB))
+    assert gpus == (Gpu(0, "NVIDIA GeForce RTX 4090", 24 * GiB, 22 * GiB),
+                    Gpu(1, "NVIDIA RTX A4000", 16 * GiB, 15 * GiB))
     assert notes == () and nvml.shutdown
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..model import Gpu
@@ -38,10 +39,8 @@ def probe_gpus(nvml: Any | None = None) -> tuple[tuple[Gpu, ...], tuple[str, ...
     except Exception as exc:
         notes.append(f"NVML failed while listing GPUs ({_reason(exc)})")
     finally:
-        try:
+        with contextlib.suppress(Exception):  # shutting down a half-initialised NVML can fail too
             nvml.nvmlShutdown()
-        except Exception:  # shutting down a half-initialised NVML can fail too; nothing to do about it
-            pass
     return tuple(gpus), tuple(notes)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..model import GiB, Gpu, Hardware
+from ..model import GiB, Gpu, Hardware, HardwareSource
 
 UNIFIED_SMALL_RAM = 36 * GiB
 
@@ -37,21 +37,21 @@ def unified_gpu(ram_total: int, share: float | None) -> Gpu:
 def apply_overrides(probed: Hardware, o: HardwareOverrides) -> Hardware:
     hw = probed
     if o.ram is not None:
-        hw = replace(hw, ram_total_bytes=o.ram, ram_available_bytes=o.ram, source="override")
+        hw = replace(hw, ram_total_bytes=o.ram, ram_available_bytes=o.ram, source=HardwareSource.OVERRIDE)
     if o.cpu_only:
-        hw = replace(hw, gpus=(), unified_memory=False, source="override")
+        hw = replace(hw, gpus=(), unified_memory=False, source=HardwareSource.OVERRIDE)
     elif o.unified or hw.unified_memory:
         total = hw.ram_total_bytes or 0
         gpu = unified_gpu(total, o.gpu_share) if o.vram is None else Gpu(0, "Apple GPU (unified)", o.vram[0], o.vram[0])
-        hw = replace(hw, gpus=(gpu,), unified_memory=True, source="override")
+        hw = replace(hw, gpus=(gpu,), unified_memory=True, source=HardwareSource.OVERRIDE)
     elif o.vram is not None:
         gpus = tuple(Gpu(index=i, name=f"GPU {i} ({_gib(size)})", total_bytes=size, free_bytes=size)
                      for i, size in enumerate(o.vram) if size > 0)
-        hw = replace(hw, gpus=gpus, source="override")
+        hw = replace(hw, gpus=gpus, source=HardwareSource.OVERRIDE)
     if o.rpc and not o.cpu_only:
         remote = tuple(Gpu(index=i, name=f"remote ({_gib(size)})", total_bytes=size, free_bytes=size, remote=host)
                        for i, (host, size) in enumerate(o.rpc))
-        hw = replace(hw, gpus=remote + hw.gpus, source="override")
+        hw = replace(hw, gpus=remote + hw.gpus, source=HardwareSource.OVERRIDE)
     return hw
 
 

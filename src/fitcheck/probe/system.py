@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from ..model import Hardware
+from ..model import Hardware, HardwareSource
 from .nvidia import probe_gpus
 from .overrides import unified_gpu
 
@@ -13,7 +13,9 @@ from .overrides import unified_gpu
 def probe_ram(psutil_module: Any | None = None) -> tuple[int | None, int | None, tuple[str, ...]]:
     try:
         if psutil_module is None:
-            import psutil as psutil_module
+            import psutil
+
+            psutil_module = psutil
         memory = psutil_module.virtual_memory()
         return int(memory.total), int(memory.available), ()
     except Exception as exc:
@@ -30,5 +32,5 @@ def probe_hardware(nvml: Any | None = None, psutil_module: Any | None = None, *,
     if unified and total:
         found = (unified_gpu(total, None),)
         notes = ram_notes + ("unified memory (Apple Silicon): GPU and CPU share RAM; --gpu-share sets the GPU's part",)
-    return Hardware(source="probe", gpus=found, ram_total_bytes=total, ram_available_bytes=available,
+    return Hardware(source=HardwareSource.PROBE, gpus=found, ram_total_bytes=total, ram_available_bytes=available,
                     unified_memory=unified, notes=notes)
