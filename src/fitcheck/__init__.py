@@ -9,8 +9,7 @@ The library API is the application layer's:
 `check` returns a Report for one model, or a QuantReport for a repo of quants (`hf:org/repo`).
 """
 
-__version__ = "0.1.0"  # the one version source (pyproject.toml reads it)
-
+from ._version import __version__
 from .check import check, check_model, compare_quants, fits
 from .errors import FitcheckError, HubError, InputError, UsageError
 from .model import QuantReport, Report, Settings, Verdict

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import __version__
+from .._version import __version__
 from ..model import Hardware, QuantReport, QuantRow, Verdict
 from .json import SCHEMA_VERSION, report_dict, sweep_list
 from .table import VERDICT_TEXT, gib

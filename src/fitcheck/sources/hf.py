@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FitcheckError, HubError, InputError
 from ..model import ModelSpec
 from . import cache, settings, transport

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .. import __version__
+from .._version import __version__
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
