@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ from fitcheck.sources.gguf import load_local
 from tests import gguf_builder as synth
 
 MakeGGUF = Callable[..., Path]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """fitcheck's disk cache (headers, the measured RAM bandwidth) in a session folder, never the user's;
+    set in the environment so that CLI subprocesses inherit it."""
+    os.environ["FITCHECK_CACHE_DIR"] = str(tmp_path_factory.mktemp("fitcheck-cache"))
 
 
 @pytest.fixture(scope="session")

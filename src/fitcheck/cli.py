@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:
-    from .model import QuantReport, Report
+    from .model import HardwareComparison, QuantReport, Report
 
 from .errors import FitcheckError, UsageError
 from .model import FlashAttn, Require
@@ -70,6 +70,12 @@ def main(
     vram: Annotated[Optional[str], typer.Option(help="GPU memory instead of probing, one per GPU: 24G or 24G,12G. "
                                                      "G/GiB/M = binary, GB/MB = decimal.")] = None,
     ram: Annotated[Optional[str], typer.Option(help="Available RAM instead of probing, e.g. 64G.")] = None,
+    gpu: Annotated[Optional[list[str]], typer.Option(
+        "--gpu", help="What-if hardware from fitcheck's table: 'RTX 3060 12GB', '2x RTX 3090', 'M2 Max 64GB'. "
+                      "Repeat to compare machines side by side.")] = None,
+    ram_bandwidth: Annotated[Optional[float], typer.Option(
+        "--ram-bandwidth", help="System RAM bandwidth in GB/s for the speed estimate (default: measured once "
+                                "and cached).")] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Ignore GPUs; plan for RAM only.")] = False,
     reserve: Annotated[str, typer.Option(help="Per-GPU reserve for the CUDA context, cuBLAS and driver.")] = "512M",
     margin: Annotated[str, typer.Option(help="Headroom kept free on every device (GPU and RAM).")] = "512M",
@@ -77,7 +83,9 @@ def main(
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON document (schema v1) instead.")] = False,
 ) -> None:
     """Will this model fit, and how should llama.cpp run it? Reads only the GGUF header."""
-    from .check import check, fits
+    from dataclasses import replace
+
+    from .check import check, compare_hardware, fits
     from .model import Settings
     from .probe.overrides import HardwareOverrides
     from .units import parse_ctx_list, parse_memory, parse_memory_list, parse_overrides, parse_rpc, parse_split
@@ -95,17 +103,30 @@ def main(
         gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require)
     overrides = HardwareOverrides(
         vram=tuple(parse_memory_list(vram)) if vram else None, ram=parse_memory(ram) if ram else None,
-        cpu_only=cpu_only, rpc=tuple(parse_rpc(r) for r in rpc or []), unified=unified, gpu_share=gpu_share)
+        cpu_only=cpu_only, rpc=tuple(parse_rpc(r) for r in rpc or []), unified=unified, gpu_share=gpu_share,
+        gpu=gpu[0] if gpu else None, ram_bandwidth_gbps=ram_bandwidth)
     sweep = [c for c in contexts[1:] if c is not None]
-    result = check(ref, settings, overrides, sweep=sweep, progress=_progress())
+    result: Report | QuantReport | HardwareComparison
+    if gpu and len(gpu) > 1:
+        if sweep:
+            raise UsageError("compare machines at one context, or sweep contexts on one machine",
+                             hint="drop the --ctx list or all --gpu options but one")
+        options = [(name, replace(overrides, gpu=name)) for name in dict.fromkeys(gpu)]
+        result = compare_hardware(ref, settings, options, progress=_progress())
+    else:
+        result = check(ref, settings, overrides, sweep=sweep, progress=_progress())
     sys.stdout.write(_render(result, json_output))
     sys.stdout.flush()
     raise typer.Exit(EXIT_FITS if fits(result) else EXIT_NO_FIT)
 
 
-def _render(result: Report | QuantReport, json_output: bool) -> str:
-    from .model import QuantReport
+def _render(result: Report | QuantReport | HardwareComparison, json_output: bool) -> str:
+    from .model import HardwareComparison, QuantReport
 
+    if isinstance(result, HardwareComparison):
+        from .render.compare import render_compare_json, render_compare_table
+
+        return render_compare_json(result) + "\n" if json_output else render_compare_table(result, *_terminal(120, 160))
     if isinstance(result, QuantReport):
         from .render.quants import render_quants_json, render_quants_table
 

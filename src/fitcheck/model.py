@@ -174,6 +174,7 @@ class Hardware:
     ram_bandwidth_source: str | None = None  # measured | override | table
     cpu_threads: int | None = None  # threads llama.cpp would use on the CPU (physical cores)
     cpu_name: str | None = None
+    cpu_gflops: float | None = None  # FP32 matrix throughput of those threads (measured), GFLOP/s
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,24 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Range:
+    """An estimate shown as the band it is honest to: never a single falsely precise number."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Speed:
+    decode_tokens_per_s: Range  # generation at an empty context (what llama-bench's tg measures)
+    decode_full_context_tokens_per_s: Range | None  # generation with the whole context in the KV cache
+    prompt_tokens_per_s: Range | None  # None: not justified (unknown compute); the notes say why
+    limited_by: str  # the device whose share of a token takes longest
+    assumptions: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SweepRow:
     """One context of a --ctx sweep: the whole need and the plan at that context."""
 
@@ -261,6 +280,7 @@ class SweepRow:
     verdict: Verdict
     gpu_layers: int
     n_cpu_moe: int
+    decode_tokens_per_s: Range | None = None
 
 
 @dataclass(frozen=True)
@@ -272,6 +292,7 @@ class Report:
     plan: Plan
     notes: tuple[str, ...] = ()
     sweep: tuple[SweepRow, ...] = ()
+    speed: Speed | None = None
 
 
 @dataclass(frozen=True)
@@ -296,4 +317,22 @@ class QuantReport:
     rows: tuple[QuantRow, ...]  # smallest file first
     best: int | None  # the largest quant that fits fully on the accelerators
     fallback: int | None  # without a best: the largest quant that runs at all
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HardwareOption:
+    """One --gpu option of a comparison and the model's report on it."""
+
+    label: str  # the option as given ("RTX 3060 12GB", "2x RTX 3090")
+    report: Report
+
+
+@dataclass(frozen=True)
+class HardwareComparison:
+    """One model on several what-if machines: "3060 12 GB or 4060 Ti 16 GB or a used 3090?"."""
+
+    ref: str
+    settings: Settings
+    options: tuple[HardwareOption, ...]
     notes: tuple[str, ...] = ()

@@ -148,7 +148,10 @@ def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardwa
             "on the GPU (q8_0 KV costs little quality)",)
 
 
-def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_arg: list[str]) -> Plan:
+def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_arg: list[str], *,
+         limits: bool = True) -> Plan:
+    """The placement, verdict and command; with `limits`, also the context limits and the KV-cache tip
+    (each of which re-plans at other settings)."""
     p = best_placement(spec, needs, settings, hw)
     tgts = targets(hw, settings)
     verdict = verdict_of(p)
@@ -162,10 +165,12 @@ def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_
         notes.append("does not fit: try a smaller quant, a shorter context (-c), or a quantized KV cache "
                      "(-ctk/-ctv q8_0)")
     has_accel = len(tgts) > 1
-    gpu_max = max_ctx(spec, settings, hw, Verdict.GPU) if has_accel and settings.gpu_layers is None else None
+    gpu_max = ctx_max = None
+    if limits:
+        gpu_max = max_ctx(spec, settings, hw, Verdict.GPU) if has_accel and settings.gpu_layers is None else None
+        ctx_max = gpu_max if verdict is Verdict.GPU else max_ctx(spec, settings, hw, verdict)
     return Plan(verdict=verdict, gpu_layers=p.gpu_layers, n_cpu_moe=min(p.n_cpu_moe, spec.n_layer),
-                max_ctx=gpu_max if verdict is Verdict.GPU else max_ctx(spec, settings, hw, verdict),
-                max_ctx_gpu=gpu_max, command=command(spec, needs, settings, p, model_arg, tgts),
+                max_ctx=ctx_max, max_ctx_gpu=gpu_max, command=command(spec, needs, settings, p, model_arg, tgts),
                 devices=p.devices, notes=tuple(notes),
-                suggestions=_kv_suggestion(spec, needs, settings, hw, verdict))
+                suggestions=_kv_suggestion(spec, needs, settings, hw, verdict) if limits else ())
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .._version import __version__
-from ..model import Report
+from ..model import Range, Report, Speed
 
 SCHEMA_VERSION = 1
 
@@ -65,8 +65,12 @@ def report_dict(report: Report) -> dict[str, Any]:
         "hardware": {
             "source": hw.source,
             "gpus": [{"index": g.index, "name": g.name, "total_bytes": g.total_bytes, "free_bytes": g.free_bytes,
-                      "bandwidth_gbps": g.bandwidth_gbps, "remote": g.remote} for g in hw.gpus],
-            "ram": {"total_bytes": hw.ram_total_bytes, "available_bytes": hw.ram_available_bytes},
+                      "bandwidth_gbps": g.bandwidth_gbps, "remote": g.remote, "fp16_tflops": g.fp16_tflops,
+                      "fp32_tflops": g.fp32_tflops, "link_gbps": g.link_gbps, "backend": g.backend,
+                      "spec_source": g.spec_source} for g in hw.gpus],
+            "ram": {"total_bytes": hw.ram_total_bytes, "available_bytes": hw.ram_available_bytes,
+                    "bandwidth_gbps": hw.ram_bandwidth_gbps, "bandwidth_source": hw.ram_bandwidth_source},
+            "cpu": {"name": hw.cpu_name, "threads": hw.cpu_threads, "gflops": hw.cpu_gflops},
             "unified_memory": hw.unified_memory,
         },
         "plan": {
@@ -83,7 +87,7 @@ def report_dict(report: Report) -> dict[str, Any]:
                          "total_bytes": d.total_bytes, "capacity_bytes": d.capacity_bytes} for d in plan.devices],
         },
         "sweep": sweep_list(report),
-        "speed": None,
+        "speed": speed_dict(report.speed),
         "exact": None,
         "notes": list(report.notes),
     }
@@ -91,7 +95,21 @@ def report_dict(report: Report) -> dict[str, Any]:
 
 def sweep_list(report: Report) -> list[dict[str, Any]]:
     return [{"ctx": r.ctx, "kv_cache_bytes": r.kv_cache_bytes, "total_bytes": r.total_bytes,
-             "verdict": r.verdict, "gpu_layers": r.gpu_layers, "n_cpu_moe": r.n_cpu_moe} for r in report.sweep]
+             "verdict": r.verdict, "gpu_layers": r.gpu_layers, "n_cpu_moe": r.n_cpu_moe,
+             "decode_tokens_per_s": range_dict(r.decode_tokens_per_s)} for r in report.sweep]
+
+
+def range_dict(r: Range | None) -> dict[str, float] | None:
+    return None if r is None else {"low": round(r.low, 2), "high": round(r.high, 2)}
+
+
+def speed_dict(speed: Speed | None) -> dict[str, Any] | None:
+    if speed is None:
+        return None
+    return {"decode_tokens_per_s": range_dict(speed.decode_tokens_per_s),
+            "decode_full_context_tokens_per_s": range_dict(speed.decode_full_context_tokens_per_s),
+            "prompt_tokens_per_s": range_dict(speed.prompt_tokens_per_s),
+            "limited_by": speed.limited_by, "assumptions": list(speed.assumptions), "notes": list(speed.notes)}
 
 
 def render_json(report: Report) -> str:

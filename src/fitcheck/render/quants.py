@@ -17,8 +17,8 @@ from rich.text import Text
 
 from .._version import __version__
 from ..model import Hardware, QuantReport, QuantRow, Verdict
-from .json import SCHEMA_VERSION, report_dict, sweep_list
-from .table import VERDICT_TEXT, gib
+from .json import SCHEMA_VERSION, range_dict, report_dict, sweep_list
+from .table import VERDICT_TEXT, gib, rate
 
 VERDICT_STYLE = {Verdict.GPU: "green", Verdict.OFFLOAD: "yellow", Verdict.CPU: "yellow", Verdict.NONE: "red"}
 
@@ -61,7 +61,7 @@ def render_quants_table(table: QuantReport, width: int = 120, color: bool = True
                            f" · parallel {table.settings.parallel} · " + _hw_line(table.hardware), style="dim"))
     sweep_ctx = [row.ctx for row in first.sweep[1:]] if first is not None else []
     grid = Table(box=box.SIMPLE_HEAVY, title="Quants (GiB, binary)", title_justify="left")
-    columns = ["quant", "file type", "size", "weights", "KV", "total", "verdict", "GPU layers", "max ctx"]
+    columns = ["quant", "file type", "size", "weights", "KV", "total", "verdict", "GPU layers", "max ctx", "tok/s"]
     columns += [f"at {ctx:,}" for ctx in sweep_ctx]
     for col in columns:
         left = col in ("quant", "file type", "verdict") or col.startswith("at ")
@@ -93,7 +93,8 @@ def _cells(table: QuantReport, i: int, r: QuantRow) -> list[Any]:
         spec.file_type or "-", gib(r.size_bytes), gib(needs.weights_bytes), gib(needs.kv_cache_bytes),
         gib(needs.total_bytes), _short_verdict(plan.verdict),
         f"{min(plan.gpu_layers, n_total)}/{n_total}" if table.hardware.gpus else "-",
-        f"{plan.max_ctx:,}" if plan.max_ctx else "-"]
+        f"{plan.max_ctx:,}" if plan.max_ctx else "-",
+        rate(r.report.speed.decode_tokens_per_s) if r.report.speed else "-"]
     cells += [_short_verdict(row.verdict) for row in r.report.sweep[1:]]
     return cells
 
@@ -119,6 +120,7 @@ def quants_dict(table: QuantReport) -> dict[str, Any]:
             "weights_bytes": needs.weights_bytes, "kv_cache_bytes": needs.kv_cache_bytes,
             "total_bytes": needs.total_bytes, "verdict": plan.verdict, "gpu_layers": plan.gpu_layers,
             "max_ctx": plan.max_ctx, "command": plan.command, "estimate": r.estimate, "best": i == table.best,
+            "decode_tokens_per_s": range_dict(r.report.speed.decode_tokens_per_s) if r.report.speed else None,
             "sweep": sweep_list(r.report)})
     return {
         "schema_version": SCHEMA_VERSION,

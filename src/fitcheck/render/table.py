@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..model import FlashAttn, GiB, MiB, Report, Verdict
+from ..model import FlashAttn, GiB, MiB, Range, Report, Verdict
 
 VERDICT_TEXT = {
     Verdict.GPU: ("fits on the GPU", "bold green"),
@@ -24,6 +24,14 @@ def size(n: int | None) -> str:
     if n is None:
         return "?"
     return f"{n / GiB:.2f} GiB" if abs(n) >= GiB else f"{n / MiB:.1f} MiB"
+
+
+def rate(r: Range | None) -> str:
+    """Tokens per second as a range; whole numbers from 10 up."""
+    if r is None:
+        return "-"
+    digits = 0 if r.low >= 10 else 1
+    return f"{r.low:.{digits}f}–{r.high:.{digits}f}"
 
 
 def gib(n: int | None) -> str:
@@ -106,13 +114,13 @@ def _device_table(report: Report) -> Table:
 
 def _sweep_table(report: Report) -> Table:
     table = Table(title="Context sweep", box=box.SIMPLE_HEAVY, title_justify="left")
-    for col in ("context", "KV cache", "total need", "verdict", "-ngl", "--n-cpu-moe"):
+    for col in ("context", "KV cache", "total need", "verdict", "-ngl", "--n-cpu-moe", "tok/s at that context"):
         table.add_column(col, justify="right" if col != "verdict" else "left", no_wrap=True)
     for row in report.sweep:
         _, style = VERDICT_TEXT[row.verdict]
         table.add_row(f"{row.ctx:,}", size(row.kv_cache_bytes), size(row.total_bytes),
                       Text(str(row.verdict), style=style),
-                      str(row.gpu_layers), str(row.n_cpu_moe) if row.n_cpu_moe else "")
+                      str(row.gpu_layers), str(row.n_cpu_moe) if row.n_cpu_moe else "", rate(row.decode_tokens_per_s))
     return table
 
 
@@ -131,6 +139,15 @@ def _verdict(report: Report) -> Group:
         limits.append(f"all on GPU up to {plan.max_ctx_gpu:,}")
     if limits:
         lines.append(Text("context  " + " · ".join(limits)))
+    speed = report.speed
+    if speed is not None:
+        parts = [f"generates {rate(speed.decode_tokens_per_s)} tok/s"]
+        if speed.decode_full_context_tokens_per_s is not None:
+            parts[0] += f" ({rate(speed.decode_full_context_tokens_per_s)} at {report.needs.ctx:,} tokens)"
+        if speed.prompt_tokens_per_s is not None:
+            parts.append(f"reads prompts at {rate(speed.prompt_tokens_per_s)} tok/s")
+        parts.append(f"limited by {speed.limited_by}")
+        lines.append(Text("speed    " + " · ".join(parts)))
     lines.append(Text("run      ") + Text(plan.command, style="cyan"))
     lines += [Text("tip      ") + Text(tip, style="green") for tip in plan.suggestions]
     return Group(*lines)

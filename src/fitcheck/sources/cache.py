@@ -15,20 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..cachedir import cache_dir
 from ..errors import HubError
 from . import settings
 from .gguf_header import ArraySummary, GGUFHeader, TensorInfo
 
 CACHE_FORMAT = 1
 T = TypeVar("T")
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("FITCHECK_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fitcheck"
 
 
 def _key_path(kind: str, *parts: str) -> Path:
