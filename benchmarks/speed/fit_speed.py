@@ -38,6 +38,7 @@ from fitcheck.sources.types import Model  # noqa: E402
 OUT = HERE.parents[1] / "data" / "speed_model.yaml"
 AGREEMENT = HERE / "AGREEMENT.md"
 MAX_BAND = 0.30
+MAX_PROMPT_BAND = 0.50  # prompt processing depends on kernels the model does not see (MMQ, flash attention)
 COVERAGE = 0.90
 
 
@@ -158,11 +159,17 @@ def fit_prompt(rows: list[Row]) -> float | None:
     return math.exp(sum(math.log(x) for x in ratios) / len(ratios))  # geometric mean of achieved/peak
 
 
-def band_for(errors: list[float]) -> float:
-    """Smallest band w with |measured/predicted - 1| ≤ w for ≥ 90% of the rows, capped at ±30%."""
+def band_for(errors: list[float], cap: float = MAX_BAND) -> float:
+    """Smallest band w with |measured/predicted - 1| ≤ w for ≥ 90% of the rows, capped."""
     need = sorted(errors)
     k = max(0, math.ceil(COVERAGE * len(need)) - 1)
-    return min(MAX_BAND, need[k] + 0.005) if need else MAX_BAND
+    return min(cap, need[k] + 0.005) if need else cap
+
+
+def predict_prompt(row: Row, prompt_efficiency: float) -> float:
+    assert row.prompt is not None
+    flops_per_token, fp16_tflops = row.prompt
+    return fp16_tflops * 1e12 * prompt_efficiency / flops_per_token
 
 
 def inside(measured: float, middle: float, width: float) -> bool:
@@ -194,12 +201,34 @@ def main() -> None:
         for backend, rs in by_backend.items():
             # the band is set by rows the fit did not see: each device's rows against a fit without it
             fitted[backend]["band"] = round(band_for([abs(r.tg / predict(r, _loo(rs, r)) - 1) for r in rs]), 3)
-        table = {"band": MAX_BAND, "backends": fitted}
+            e_pp = fitted[backend]["prompt_efficiency"]
+            pp_errors = [abs(r.pp / predict_prompt(r, e_pp) - 1) for r in rs if e_pp and r.pp and r.prompt
+                         and r.prompt[1]]
+            fitted[backend]["prompt_band"] = round(band_for(pp_errors, MAX_PROMPT_BAND), 3) if pp_errors else None
+        table = {"band": MAX_BAND, "prompt_band": MAX_PROMPT_BAND, "backends": fitted}
         header = ("# Speed-model coefficients per llama.cpp backend (fitcheck.speed), fitted by\n"
                   "# benchmarks/speed/fit_speed.py on benchmarks/speed/published.yaml (GPU backends) and\n"
                   "# benchmarks/speed/cpu_measured.json (cpu). Do not edit by hand: re-run the fit.\n")
         OUT.write_text(header + yaml.safe_dump(table, sort_keys=False))
     report(rows, skipped, by_backend)
+
+
+def _readme_table(lines: list[str]) -> None:
+    """The README's copy of the summary, between its markers, so it cannot go stale."""
+    readme = HERE.parents[1] / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- speed-agreement: written by benchmarks/speed/fit_speed.py -->\n", "<!-- /speed-agreement -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(head + start + "\n".join(lines).rstrip() + "\n" + end + tail)
+
+
+def cpu_lines() -> list[str]:
+    """The CPU comparison (compare_cpu.py) as README lines, when it has been run."""
+    path = HERE / "CPU_AGREEMENT.md"
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if line.startswith("|") or line.startswith("On ")]
 
 
 def _loo(rows: list[Row], held_out: Row) -> speed.Coefficients:
@@ -219,13 +248,14 @@ def report(rows: list[Row], skipped: list[tuple[str, str]], by_backend: dict[str
              f"{len(skipped)} skipped) and `data/speed_model.yaml`. The band of each backend is set so that ≥ 90% of "
              "its rows fall inside it when their device is left out of the fit (at most ±30%).", "",
              "| backend | rows | devices | band | tg inside the range | leave-one-device-out | worst tg error | "
-             "pp within ±50% |", "|---|---|---|---|---|---|---|---|"]
+             "pp band | pp inside |", "|---|---|---|---|---|---|---|---|---|"]
     detail = ["", "| device | backend | model | published tg | predicted tg | inside | published pp | predicted pp |",
               "|---|---|---|---|---|---|---|---|"]
     total_in = total_loo = 0
     for backend, rs in sorted(by_backend.items()):
         c = _coef(table["backends"][backend])
         width = table["backends"][backend]["band"]
+        pp_width = table["backends"][backend].get("prompt_band") or MAX_PROMPT_BAND
         hits = loo_hits = pp_ok = pp_n = 0
         worst = 0.0
         for r in rs:
@@ -236,9 +266,9 @@ def report(rows: list[Row], skipped: list[tuple[str, str]], by_backend: dict[str
             loo_hits += inside(r.tg, predict(r, _loo(rs, r)), width)
             pp_mid = None
             if r.pp and r.prompt and r.prompt[1] and c.prompt_efficiency:
-                pp_mid = r.prompt[1] * 1e12 * c.prompt_efficiency / r.prompt[0]
+                pp_mid = predict_prompt(r, c.prompt_efficiency)
                 pp_n += 1
-                pp_ok += 0.5 * pp_mid <= r.pp <= 1.5 * pp_mid
+                pp_ok += inside(r.pp, pp_mid, pp_width)
             detail.append(f"| {r.device} | {backend} | {r.model} | {r.tg:g} | {mid * (1 - width):.1f}–"
                           f"{mid * (1 + width):.1f} | {'yes' if ok else 'NO'} | {r.pp or '-'} | "
                           f"{f'{pp_mid:.0f}' if pp_mid else '-'} |")
@@ -246,13 +276,15 @@ def report(rows: list[Row], skipped: list[tuple[str, str]], by_backend: dict[str
         total_loo += loo_hits
         devices = len({r.table_name for r in rs})
         lines.append(f"| {backend} | {len(rs)} | {devices} | ±{width:.0%} | {hits}/{len(rs)} ({hits / len(rs):.0%}) | "
-                     f"{loo_hits}/{len(rs)} | {worst:.0%} | {pp_ok}/{pp_n} |")
+                     f"{loo_hits}/{len(rs)} | {worst:.0%} | ±{pp_width:.0%} | {pp_ok}/{pp_n} |")
     n = len(rows)
     lines.append(f"| **all** | {n} | {len({r.table_name for r in rows})} | | {total_in}/{n} ({total_in / n:.0%}) | "
-                 f"{total_loo}/{n} ({total_loo / n:.0%}) | | |")
+                 f"{total_loo}/{n} ({total_loo / n:.0%}) | | | |")
     lines += detail
     lines += ["", "Skipped rows:", ""] + [f"- {what}: {why}" for what, why in skipped]
     AGREEMENT.write_text("\n".join(lines) + "\n")
+    summary = [line for line in lines if line.startswith("|")][:2 + len(by_backend) + 1]
+    _readme_table(summary + [""] + cpu_lines())
     print("\n".join(lines[:12 + len(by_backend)]))
     print(json.dumps({"rows": n, "inside": total_in, "loo": total_loo}))
 

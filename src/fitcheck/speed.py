@@ -52,9 +52,11 @@ def coefficients(backend: str) -> Coefficients:
                         float(entry["per_layer_s"]), entry.get("prompt_efficiency"))
 
 
-def band(backend: str) -> float:
+def band(backend: str, prompt: bool = False) -> float:
+    """The half-width of a backend's range: decode, or prompt processing (wider: kernels vary more)."""
     entry = _table()["backends"].get(backend) or {}
-    return float(entry.get("band", _table()["band"]))
+    value = entry.get("prompt_band" if prompt else "band")
+    return float(value if value is not None else _table()["prompt_band" if prompt else "band"])
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,9 @@ def estimate_speed(spec: ModelSpec, needs: Needs, plan: Plan, hw: Hardware) -> t
     weights_per_byte = spec.parameters / max(1, spec.weights_bytes)
     active_share = spec.n_expert_used / spec.n_expert if spec.n_expert else 1.0
     notes: list[str] = []
-    width = max(band(d.backend) for d in devices if d.use.read_bytes_per_token or d.use.blocks)
+    active = [d for d in devices if d.use.read_bytes_per_token or d.use.blocks]
+    width = max(band(d.backend) for d in active)
+    prompt_width = max(band(d.backend, prompt=True) for d in active)
 
     def decode(depth: int) -> tuple[float | None, str]:
         total, slowest, worst = 0.0, "", -1.0
@@ -211,14 +215,15 @@ def estimate_speed(spec: ModelSpec, needs: Needs, plan: Plan, hw: Hardware) -> t
     assumptions = (
         "one sequence, llama.cpp's layer split (devices take turns per token)",
         f"decode at an empty context (llama-bench tg) and at {needs.ctx:,} tokens; prompt = {tokens} tokens",
-        f"range = fitted middle ± {width:.0%} (data/speed_model.yaml, checked in benchmarks/speed/)",
+        f"ranges = fitted middle ± {width:.0%} (decode), ± {prompt_width:.0%} (prompt); coefficients fitted on "
+        "published llama-bench results (data/speed_model.yaml, benchmarks/speed/AGREEMENT.md)",
         *(f"{d.name}: {d.bandwidth_gbps:g} GB/s" + (f", {d.fp16_tflops:g} TFLOPS FP16" if d.fp16_tflops else "")
           for d in devices if d.bandwidth_gbps and (d.use.blocks or d.use.read_bytes_per_token)),
     )
     speed = Speed(
         decode_tokens_per_s=_range(start, width),
         decode_full_context_tokens_per_s=_range(full, width) if full else None,
-        prompt_tokens_per_s=_range(tokens / prompt_s, width) if prompt_s else None,
+        prompt_tokens_per_s=_range(tokens / prompt_s, prompt_width) if prompt_s else None,
         limited_by=limited_by,
         assumptions=assumptions,
         notes=tuple(dict.fromkeys(notes)),
