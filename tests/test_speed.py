@@ -103,7 +103,11 @@ def test_partial_offload_prompt_pays_for_the_host_link(llama70b):
     assert r.plan.verdict is Verdict.OFFLOAD and r.speed and r.speed.prompt_tokens_per_s
     slower_link = _report(llama70b, _hw(replace(gpu, link_gbps=8.0)))
     assert slower_link.speed and slower_link.speed.prompt_tokens_per_s
-    assert slower_link.speed.prompt_tokens_per_s.high < r.speed.prompt_tokens_per_s.low
+    def middle(rate):
+        return (rate.low + rate.high) / 2
+
+    # 40 of 80 layers in RAM: every batch copies them over the link, so a quarter of the link is much slower
+    assert middle(slower_link.speed.prompt_tokens_per_s) < 0.5 * middle(r.speed.prompt_tokens_per_s)
 
 
 def test_shipped_coefficients_are_sane():
