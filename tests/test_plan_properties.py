@@ -92,3 +92,13 @@ def test_one_gpu_placement_matches_an_independent_count(spec, vram, ram, ngl):
     assert cpu.weights_bytes == spec.weights_bytes - gpu_weights
     assert cpu.kv_cache_bytes == needs.kv_cache_bytes - gpu_kv
     assert p.fits == (gpu_total <= vram and cpu.total_bytes <= ram)
+
+
+@given(st.integers(1, 600), st.integers(0, 600), st.integers(-5, 605))
+@hsettings(max_examples=500, deadline=None)
+def test_boundary_search_from_a_guess_finds_the_exact_boundary(hi, threshold, guess):
+    """The context search probes outward from a cheap guess: any guess must give the exact answer."""
+    from fitcheck.plan import _largest_near
+
+    threshold = min(threshold, hi)
+    assert _largest_near(guess, 1, hi, lambda x: x <= threshold) == (threshold if threshold >= 1 else None)

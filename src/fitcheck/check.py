@@ -30,10 +30,11 @@ from .model import (
 from .plan import plan
 from .probe.overrides import HardwareOverrides, apply_overrides
 from .probe.system import probe_hardware
+from .sources.types import Model
 from .speed import estimate_speed
 
 if TYPE_CHECKING:
-    from .sources.types import Model, QuantSet
+    from .sources.types import QuantSet
 
 Progress = Callable[[int, int, str], None]  # (done, total, what): header fetches of a repo
 
@@ -63,12 +64,37 @@ def check(ref: str, settings: Settings | None = None, hardware: HardwareOverride
             return compare_quants(target, settings, hw, sweep=sweep)
         return check_model(target, settings, hw, sweep=sweep)
 
+    if not machine.gpus and machine.ram_bandwidth_gbps is None:  # CPU only: every plan reads RAM
+        measured = (measure_ram or _measure_ram)()
+        if measured is not None:
+            machine = replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
     result = run(machine)
     if machine.ram_bandwidth_gbps is None and _reads_ram(result):
         measured = (measure_ram or _measure_ram)()
         if measured is not None:
-            result = run(replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1]))
+            hw = replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
+            result = _with_hardware(result, hw)
     return result
+
+
+def _with_hardware(result: Report | QuantReport, hw: Hardware) -> Report | QuantReport:
+    """The same plans on hardware that differs only in what speed reads (the RAM bandwidth): speed again,
+    nothing else (the placement does not depend on bandwidth)."""
+    if isinstance(result, QuantReport):
+        rows = tuple(replace(r, report=_respeed(r.report, hw)) for r in result.rows)
+        return replace(result, rows=rows, hardware=hw)
+    return _respeed(result, hw)
+
+
+def _respeed(report: Report, hw: Hardware) -> Report:
+    old = report.speed.notes if report.speed else ()
+    old_notes = set(old) | {n for n in report.notes if n.startswith("no speed:")}
+    speed, speed_notes = estimate_speed(report.spec, report.needs, report.plan, hw)
+    notes = _merge(tuple(n for n in report.notes if n not in old_notes), speed_notes)
+    model = Model(report.spec, [])
+    sweep = tuple(replace(row, decode_tokens_per_s=_sweep_row(model, replace(report.settings, ctx=row.ctx),
+                                                              hw).decode_tokens_per_s) for row in report.sweep)
+    return replace(report, hardware=hw, speed=speed, notes=notes, sweep=sweep)
 
 
 def compare_hardware(ref: str, settings: Settings, options: Sequence[tuple[str, HardwareOverrides]], *,

@@ -47,7 +47,9 @@ def _kv_bytes(kind: archs.LayerKind, c: Context, window: int, settings: Settings
                                  + quant.row_size(settings.cache_type_v, kind.v_row))
 
 
-def estimate(spec: ModelSpec, settings: Settings) -> Needs:
+def estimate(spec: ModelSpec, settings: Settings, *,
+             compute_fn: compute.ComputeFn = compute.compute_buffers) -> Needs:
+    """`compute_fn` replaces the compute-buffer method (the context search passes a cheap stand-in)."""
     validate_settings(settings)
     c = resolve_context(spec, settings)
     flash_attn, notes = resolve_flash_attn(spec, settings)
@@ -80,7 +82,7 @@ def estimate(spec: ModelSpec, settings: Settings) -> Needs:
         cells = kv_cells(kind.sliding, c, window, settings.swa_full) if kind.has_kv else 0
         layers.append(LayerNeed(il, layer_weights[il], layer_experts[il], _kv_bytes(kind, c, window, settings),
                                 4 * kind.recurrent_floats * n_state_seqs, kind.sliding, cells))
-    buffers = compute.compute_buffers(spec, c, settings, flash_attn, kinds)
+    buffers = compute_fn(spec, c, settings, flash_attn, kinds)
     if not buffers.calibrated:
         notes += (f"compute buffer for '{spec.architecture}' uses the generic model (not measured against llama.cpp)",)
 

@@ -13,7 +13,9 @@ import shlex
 from collections.abc import Callable
 from dataclasses import replace
 
-from .estimate import estimate
+from . import archs, compute
+from .context import resolve_context
+from .estimate import estimate, resolve_flash_attn
 from .model import DeviceKind, FlashAttn, GiB, Hardware, ModelSpec, Needs, Plan, Settings, Verdict
 from .placement import Placement, Target, layer_loads, place, targets
 
@@ -88,18 +90,61 @@ def best_placement(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardwa
     return cpu_only if cpu_only.fits else at(full, 0)
 
 
-def _plan_verdict(spec: ModelSpec, settings: Settings, hw: Hardware, ctx: int) -> Verdict:
+def _plan_verdict(spec: ModelSpec, settings: Settings, hw: Hardware, ctx: int,
+                  compute_fn: compute.ComputeFn = compute.compute_buffers) -> Verdict:
     s = replace(settings, ctx=ctx)
-    return verdict_of(best_placement(spec, estimate(spec, s), s, hw))
+    return verdict_of(best_placement(spec, estimate(spec, s, compute_fn=compute_fn), s, hw))
 
 
 def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, at_least: Verdict) -> int | None:
-    """The largest context (a multiple of 256, at most the training context) whose verdict is at least this."""
+    """The largest context (a multiple of 256, at most the training context) whose verdict is at least this.
+
+    The search runs on a cheap stand-in for the compute buffers (compute.anchored: exact at the requested
+    context, moved by the stage model elsewhere) and then confirms the boundary with the exact method, probing
+    outward from the cheap answer: the result is the exact search's, for a few exact estimates instead of ~10."""
     if at_least is Verdict.NONE:
         return None
     top = max(spec.n_ctx_train, 256) // 256
-    found = _largest(1, top, lambda k: _plan_verdict(spec, settings, hw, k * 256).rank >= at_least.rank)
+
+    def ok(k: int, fn: compute.ComputeFn = compute.compute_buffers) -> bool:
+        return _plan_verdict(spec, settings, hw, k * 256, fn).rank >= at_least.rank
+
+    flash_attn, _ = resolve_flash_attn(spec, settings)
+    kinds, _ = archs.layer_kinds(spec)
+    cheap = compute.anchored(spec, resolve_context(spec, settings), settings, flash_attn, kinds)
+    if cheap is None:
+        found = _largest(1, top, ok)
+    else:
+        found = _largest_near(_largest(1, top, lambda k: ok(k, cheap)) or 1, 1, top, ok)
     return found * 256 if found else None
+
+
+def _largest_near(guess: int, lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """Largest x in [lo, hi] with ok(x) (true up to a point, false after it), probing outward from a guess."""
+    guess = min(max(guess, lo), hi)
+    step = 1
+    if ok(guess):
+        good, bad = guess, hi + 1
+        while good + step <= hi:
+            if not ok(good + step):
+                bad = good + step
+                break
+            good, step = good + step, step * 2
+    else:
+        good, bad = lo - 1, guess
+        while bad - step >= lo:
+            if ok(bad - step):
+                good = bad - step
+                break
+            bad, step = bad - step, step * 2
+        if good < lo:  # the gallop stepped past lo: lo itself decides
+            if bad == lo or not ok(lo):
+                return None
+            good = lo
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if ok(mid) else (good, mid)
+    return good
 
 
 def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, model_arg: list[str],

@@ -10,6 +10,7 @@ Pure: no I/O beyond reading the packaged coefficient table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import archs
@@ -25,6 +26,9 @@ class ComputeBuffers:
     host_bytes: int  # the CPU-side buffer when every layer is offloaded
     method: archs.Compute
     calibrated: bool  # False: the stage model's default coefficients (architecture not measured)
+
+
+ComputeFn = Callable[[ModelSpec, Context, Settings, bool, "tuple[archs.LayerKind, ...]"], ComputeBuffers]
 
 
 def n_ff_effective(spec: ModelSpec) -> int:
@@ -81,3 +85,30 @@ def compute_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn:
         device = graph.build_transformer(spec, shape, features_).buffer_size()
         layer = graph.build_transformer(spec, shape, features_, with_output=False).buffer_size()
     return ComputeBuffers(device, layer, host, method, calibrated_error is not None or method is archs.Compute.GRAPH)
+
+
+def stage_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
+                  kinds: tuple[archs.LayerKind, ...]) -> ComputeBuffers:
+    """The stage model alone (cheap), whatever the architecture's own method."""
+    coefficients, calibrated_error = stage.calibration(spec.architecture)
+    device, layer, host = stage.peak(features(spec, c, flash_attn, kinds, settings.swa_full), coefficients)
+    return ComputeBuffers(device, layer, host, archs.Compute.STAGE, calibrated_error is not None)
+
+
+def anchored(spec: ModelSpec, anchor: Context, settings: Settings, flash_attn: bool,
+             kinds: tuple[archs.LayerKind, ...]) -> ComputeFn | None:
+    """A cheap stand-in for compute_buffers near one context: the exact buffers there, moved to another
+    context by the stage model's difference between the two. For a search that confirms its answer with the
+    exact method; None where the exact method is already cheap (the stage model itself)."""
+    if archs.compute_method(spec) is not archs.Compute.GRAPH:
+        return None
+    exact = compute_buffers(spec, anchor, settings, flash_attn, kinds)
+    base = stage_buffers(spec, anchor, settings, flash_attn, kinds)
+
+    def near(spec_: ModelSpec, c: Context, s: Settings, fa: bool, k: tuple[archs.LayerKind, ...]) -> ComputeBuffers:
+        moved = stage_buffers(spec_, c, s, fa, k)
+        return ComputeBuffers(exact.device_bytes + moved.device_bytes - base.device_bytes,
+                              exact.layer_bytes + moved.layer_bytes - base.layer_bytes,
+                              exact.host_bytes + moved.host_bytes - base.host_bytes, exact.method, exact.calibrated)
+
+    return near
