@@ -6,7 +6,10 @@ It implements the parts of the Hub that fitcheck uses, with the Hub's status cod
   416) or, in no-Range mode, the whole file (200); LFS files can redirect to a second host name (`localhost`,
   like the Hub's CDN) that must not receive the Authorization header,
 - auth: unknown tokens get 401 "Invalid credentials", private repos 401 RepoNotFound, gated repos 401/403
-  GatedRepo without access; injected 500s and slow responses per path.
+  GatedRepo without access; injected 500s and slow responses per path,
+- a wide-area link (`rtt_s`, `bandwidth_bps`, `handshake_rtts`): every answer waits one round trip, every new
+  connection `handshake_rtts` more (TCP, and TLS where the stand-in should count it), and all bodies share one
+  link of `bandwidth_bps` (bits per second), as a user's downlink does.
 Files are header-only GGUFs served as their complete size: the bytes past the stored header read as zeros.
 Every request is logged, and body bytes sent are counted per file, for tests and the benchmark.
 """
@@ -78,6 +81,8 @@ class Request:
     authorization: str | None
     status: int = 0
     body_bytes: int = 0
+    started: float = 0.0  # time.perf_counter() when the request arrived, and when its answer was sent
+    finished: float = 0.0
 
 
 class FakeHub:
@@ -91,6 +96,11 @@ class FakeHub:
         self.fail: dict[str, int] = {}  # path substring -> status to answer with
         self.fail_times: dict[str, tuple[int, int]] = {}  # path substring -> (status, how many times)
         self.delay: dict[str, float] = {}  # path substring -> seconds to wait before answering
+        self.rtt_s = 0.0  # round-trip time added to every answer
+        self.bandwidth_bps: float | None = None  # the shared downlink, bits per second (None: unlimited)
+        self.handshake_rtts = 1  # round trips to open a connection (1: TCP; 2: TCP + TLS 1.3)
+        self.connections = 0  # connections accepted
+        self._link_free = 0.0  # when the emulated link has sent everything queued so far
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -116,6 +126,22 @@ class FakeHub:
     def reset_counters(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.connections = 0
+
+    def set_link(self, rtt_s: float = 0.0, bandwidth_bps: float | None = None, handshake_rtts: int = 1) -> None:
+        """Emulate a wide-area link: `set_link(0.05, 100e6)` is 50 ms and 100 Mbit/s; `set_link()` is loopback."""
+        self.rtt_s, self.bandwidth_bps, self.handshake_rtts = rtt_s, bandwidth_bps, handshake_rtts
+
+    def _transmit(self, n: int) -> None:
+        """Wait until `n` more body bytes have crossed the shared link."""
+        if not self.bandwidth_bps or n <= 0:
+            return
+        with self._lock:
+            now = time.perf_counter()
+            start = max(now, self._link_free)
+            self._link_free = start + n * 8 / self.bandwidth_bps
+            done = self._link_free
+        time.sleep(max(0.0, done - time.perf_counter()))
 
     def file_requests(self, path: str) -> list[Request]:
         """Requests whose URL ends with this repo path (resolve and CDN), HEAD included."""
@@ -173,6 +199,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
+    def handle(self) -> None:  # one call per connection: the emulated handshake
+        with self.hub._lock:
+            self.hub.connections += 1
+        if self.hub.rtt_s:
+            time.sleep(self.hub.rtt_s * self.hub.handshake_rtts)
+        super().handle()
+
     def do_HEAD(self) -> None:
         self._handle(head=True)
 
@@ -183,10 +216,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, head: bool) -> None:
         hub = self.hub
         rec = Request(self.command, self.headers.get("Host", ""), self.path, self.headers.get("Range"),
-                      self.headers.get("Authorization"))
+                      self.headers.get("Authorization"), started=time.perf_counter())
         with hub._lock:
             hub.requests.append(rec)
         self._rec, self._head = rec, head
+        if hub.rtt_s:
+            time.sleep(hub.rtt_s)  # the request's way there and the answer's first byte back
         for key, seconds in list(hub.delay.items()):
             if key in self.path:
                 time.sleep(seconds)
@@ -211,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, "Not Found")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            rec.finished = time.perf_counter()
 
     def _send(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
         self._rec.status = status
@@ -222,6 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not self._head and body:
             self._rec.body_bytes += len(body)
+            self.hub._transmit(len(body))
             self.wfile.write(body)
 
     def _error(self, status: int, message: str, code: str | None = None) -> None:
@@ -333,6 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
         while pos < end:  # chunked, so a client that stops reading stops the transfer
             piece = f.chunk(pos, min(end, pos + CHUNK))
             self._rec.body_bytes += len(piece)  # counted before the write: the client may act on it at once
+            self.hub._transmit(len(piece))
             self.wfile.write(piece)
             pos += len(piece)
 
@@ -354,6 +393,17 @@ def qwen7b_layout() -> tuple[dict[str, Any], list[Any]]:
 
     return synth.llama_layout(arch="qwen2", n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944,
                               n_vocab=152064, n_ctx_train=32768, attn_bias=True, name="Qwen2.5-7B-shaped")
+
+
+def qwen7b_bpe_layout(name: str = "Qwen2.5-7B-shaped") -> tuple[dict[str, Any], list[Any]]:
+    """Qwen2.5-7B as its GGUFs are: a BPE tokenizer, so 151,387 merges after the 152,064 tokens (~6 MiB)."""
+    meta, tensors = qwen7b_layout()
+    meta["general.name"] = name
+    del meta["tokenizer.ggml.scores"]  # BPE vocabularies carry no scores
+    meta["tokenizer.ggml.model"] = "gpt2"
+    meta["tokenizer.ggml.merges"] = [f"t{i} t{i + 1}" for i in range(151387)]
+    meta["tokenizer.chat_template"] = "{% for message in messages %}<|im_start|>{{ message['content'] }}" * 60
+    return meta, tensors
 
 
 def build_files(folder: Path) -> dict[str, tuple[Path, int]]:

@@ -1,16 +1,29 @@
-"""Hub header reads on loopback: bytes and requests per file, and the wall time of a 25-quant repo.
+"""Hub header reads over an emulated wide-area link: wall time, requests and bytes for one GGUF and a quant repo.
 
-Serves header-only GGUFs from the fake hub (tests/fake_hub.py, a real HTTP server on 127.0.0.1) and reads them
-through fitcheck's Hub source and huggingface_hub's HTTP session, exactly as `fitcheck hf:...` does.
+The fake hub (tests/fake_hub.py, a real HTTP/1.1 keep-alive server on 127.0.0.1) runs in this process with an
+emulated link: a round-trip time added to every answer, `--handshake` more per new connection, and one shared
+downlink of the given bandwidth. LFS files redirect to a second host name, as the Hub's do to its CDN. Every
+measurement is a fresh client process with an empty cache, so the hub's threads never share a GIL with it:
 
-    .venv/bin/python benchmarks/hub/bench.py            # prints a Markdown report (see RESULTS.md)
-    .venv/bin/python benchmarks/hub/bench.py --latency 0.03   # add 30 ms to every file request (a WAN-ish RTT)
+- `fetch`: `resolve(ref)` inside the client, after its imports and HTTP session are set up (the listing, the
+  header reads and their parsing: the time the network costs);
+- `cli`: the whole `python -m fitcheck REF --json --cpu-only --ram 64G` process (start-up, listing, headers,
+  estimate, output), as a user waits for it.
+
+The files are header-only Qwen2.5-7B-shaped GGUFs as its real ones are laid out: 152,064 tokens, token types,
+151,387 merges, a chat template, 339 tensor infos (a ~6 MiB header), one per quant type.
+
+    python benchmarks/hub/bench.py                        # all three links, one GGUF and a 25-quant repo
+    python benchmarks/hub/bench.py --links 50:100 --runs 3  # 50 ms and 100 Mbit/s only, median of 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from fake_hub import FakeHub, qwen7b_layout  # noqa: E402
+from fake_hub import FakeHub, qwen7b_bpe_layout  # noqa: E402
 
 # 25 llama.cpp quants: label -> (main ggml type, ffn_down/output type)
 QUANTS = {
@@ -32,86 +45,116 @@ QUANTS = {
     "Q4_1": ("Q4_1", "Q6_K"), "Q5_K_S": ("Q5_K", "Q6_K"), "Q5_K_M": ("Q5_K", "Q6_K"), "Q6_K": ("Q6_K", "Q6_K"),
     "Q8_0": ("Q8_0", "Q8_0"), "F16": ("F16", "F16"), "BF16": ("BF16", "BF16"),
 }
+REPO, SINGLE = "bench/Qwen2.5-7B-Instruct-GGUF", "bench/Qwen-single"
 
 
 def build(folder: Path) -> dict[str, tuple[Path, int]]:
+    """The 25 headers (kept in `folder` with their full sizes, so a second run skips the ~1 min build)."""
     from fitcheck import quant
     from tests import gguf_builder as synth
 
-    files = {}
+    index = folder / "sizes.json"
+    if index.exists():
+        sizes = json.loads(index.read_text())
+        return {label: (folder / f"Qwen2.5-7B-Instruct-{label}.gguf", sizes[label]) for label in QUANTS}
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {}
     for label, (main, down) in QUANTS.items():
-        meta, tensors = qwen7b_layout()
+        meta, tensors = qwen7b_bpe_layout("Qwen2.5 7B Instruct")
         meta["general.file_type"] = quant.file_types()[label].id
         tensors = [(n, s, main if t == "Q4_K" else down if t == "Q6_K" else t) for n, s, t in tensors]
-        path = folder / f"Qwen2.5-7B-Instruct-{label}.gguf"
-        files[label] = (path, synth.write_header_only(path, "qwen2", meta, tensors))
-    return files
+        sizes[label] = synth.write_header_only(folder / f"Qwen2.5-7B-Instruct-{label}.gguf", "qwen2", meta, tensors)
+    index.write_text(json.dumps(sizes))
+    return build(folder)
+
+
+def client(ref: str) -> None:
+    """In the client process: resolve `ref` once and print the wall time and per-file stats as JSON."""
+    from huggingface_hub import HfApi, get_session
+
+    from fitcheck.sources import hf  # noqa: F401  # imports and the HTTP session before the clock starts
+    from fitcheck.sources.resolve import resolve
+    from fitcheck.sources.types import QuantSet
+
+    get_session(), HfApi()
+
+    stats: list[dict] = []
+    t = time.perf_counter()
+    found = resolve(ref, stats=stats)
+    wall = time.perf_counter() - t
+    n = len(found.choices) if isinstance(found, QuantSet) else 1
+    print(json.dumps({"wall_s": wall, "models": n, "stats": stats}))
+
+
+def measure(hub: FakeHub, ref: str, mode: str, cache: Path, src: str) -> dict:
+    env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_TELEMETRY": "1", "NO_COLOR": "1",
+           "FITCHECK_CACHE_DIR": str(cache), "HF_HOME": str(cache / "hf"), "PYTHONPATH": src}
+    env.pop("HF_TOKEN", None)
+    if mode == "fetch":
+        cmd = [sys.executable, __file__, "--client", ref]
+    else:
+        cmd = [sys.executable, "-m", "fitcheck", ref, "--json", "--cpu-only", "--ram", "64G"]
+    hub.reset_counters()
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode not in (0, 1) or (mode == "fetch" and proc.returncode):
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    out = {"wall_s": wall, "requests": len(hub.requests), "bytes": hub.bytes_sent(), "connections": hub.connections,
+           "file_gets": len([r for r in hub.requests if r.method == "GET" and r.path.split("?")[0].endswith(".gguf")
+                             and r.status in (200, 206)])}
+    if mode == "fetch":
+        data = json.loads(proc.stdout)
+        out.update(fetch_s=data["wall_s"], models=data["models"],
+                   header_bytes=sum(s.get("header_bytes", 0) for s in data["stats"]))
+    return out
+
+
+def row(results: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every file request")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--links", default="0:0,50:100,150:20", help="RTT_MS:MBIT pairs (0 Mbit: unlimited)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per measurement (the median is shown)")
+    parser.add_argument("--handshake", type=int, default=1, help="round trips per new connection (2: TCP+TLS)")
+    parser.add_argument("--only", choices=("single", "repo"), help="one of the two references")
+    parser.add_argument("--src", default=str(ROOT / "src"), help="the fitcheck package's parent folder to measure")
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "fitcheck-hub-bench"))
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="fitcheck-hub-bench-"))
-    t0 = time.perf_counter()
-    files = build(work)
-    build_s = time.perf_counter() - t0
+    if args.client:
+        return client(args.client)
+    work = Path(args.work)
+    files = build(work / "files")
+    header = {"single": f"hf:{SINGLE}:Q4_K_M", "repo": f"hf:{REPO}"}
     with FakeHub() as hub:
         for path, size in files.values():
-            hub.add_file("bench/Qwen2.5-7B-Instruct-GGUF", path.name, path, size=size)
-        hub.add_file("bench/Qwen-single", files["Q4_K_M"][0].name, files["Q4_K_M"][0], size=files["Q4_K_M"][1])
-        if args.latency:
-            hub.delay["/resolve/"] = args.latency
-        os.environ.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_TELEMETRY="1",
-                          FITCHECK_CACHE_DIR=str(work / "cache"), HF_HOME=str(work / "hf"))
-        from fitcheck.sources import hf
-        from fitcheck.sources.resolve import resolve
-
-        print(f"# fitcheck Hub header reads (loopback{f', +{args.latency * 1000:.0f} ms per request' if args.latency else ''})\n")
-        print(f"built 25 header-only Qwen2.5-7B-shaped GGUFs (152064-token vocab) in {build_s:.1f} s\n")
-
-        # 1. one 7B header, cold cache
-        stats: list[dict] = []
-        hub.reset_counters()
-        t = time.perf_counter()
-        resolve("hf:bench/Qwen-single:Q4_K_M", stats=stats)
-        single_s = time.perf_counter() - t
-        s = stats[0]
-        name = files["Q4_K_M"][0].name
-        gets = [r for r in hub.file_requests(name) if r.method == "GET"]
-        print("## One 7B header (152k vocab)\n")
-        print("| file size | header bytes | bytes fetched | fetched / header | file requests | all requests | wall |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {files['Q4_K_M'][1]:,} | {s['header_bytes']:,} | {s['bytes_fetched']:,} | "
-              f"{s['bytes_fetched'] / s['header_bytes']:.3f} | {len(gets)} | {len(hub.requests)} | "
-              f"{single_s * 1000:.0f} ms |\n")
-
-        # 2. the 25-file repo: concurrency 1 vs default, then warm
-        print("## 25-quant repo\n")
-        print("| run | workers | wall | requests | bytes fetched | bytes / file (mean) | requests / file (mean) |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        repo = "bench/Qwen2.5-7B-Instruct-GGUF"
-        for workers in (1, hf.MAX_WORKERS):
-            os.environ["FITCHECK_CACHE_DIR"] = str(work / f"cache-{workers}")
-            hub.reset_counters()
-            stats = []
-            t = time.perf_counter()
-            listing = hf.list_repo(repo, None)
-            loaded = hf.load_groups(listing, hf.gguf_groups(listing), stats=stats, workers=workers)
-            wall = time.perf_counter() - t
-            assert len(loaded.specs) == 25, loaded.notes
-            fetched = sum(x["bytes_fetched"] for x in stats)
-            print(f"| cold | {workers} | {wall:.2f} s | {len(hub.requests)} | {fetched:,} | {fetched // 25:,} | "
-                  f"{sum(x['requests'] for x in stats) / 25:.1f} |")
-        hub.reset_counters()
-        t = time.perf_counter()
-        found = resolve(f"hf:{repo}")
-        wall = time.perf_counter() - t
-        print(f"| warm (cache) | {hf.MAX_WORKERS} | {wall:.2f} s | {len(hub.requests)} | 0 | 0 | 0 |\n")
-        assert len(found.choices) == 25
-        ratios = [x["bytes_fetched"] / x["header_bytes"] for x in stats]
-        print(f"fetched/header over the 25 files: min {min(ratios):.3f}, max {max(ratios):.3f}; "
-              f"complete files would be {sum(size for _, size in files.values()) / 1e9:.1f} GB")
+            hub.add_file(REPO, path.name, path, size=size)
+        hub.add_file(SINGLE, files["Q4_K_M"][0].name, files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+        hub.redirect_lfs = True
+        for repo in hub.repos.values():  # the fake hub hashes its files on first use: not on the clock
+            _ = repo.sha
+        print(f"# fitcheck Hub header reads (handshake {args.handshake} RTT per connection, LFS redirected)\n")
+        print("| link | reference | models | fetch wall | CLI wall | requests | GGUF GETs | connections | "
+              "bytes fetched | fetched / header |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for link in args.links.split(","):
+            rtt_ms, mbit = (float(x) for x in link.split(":"))
+            hub.set_link(rtt_ms / 1000, mbit * 1e6 or None, args.handshake)
+            label = f"{rtt_ms:g} ms, {f'{mbit:g} Mbit/s' if mbit else 'unlimited'}"
+            for what, ref in header.items():
+                if args.only and what != args.only:
+                    continue
+                fetch, cli = [], []
+                for i in range(args.runs):
+                    fetch.append(measure(hub, ref, "fetch", work / f"cache-{time.time_ns()}-{i}", args.src))
+                    cli.append(measure(hub, ref, "cli", work / f"cache-{time.time_ns()}-{i}c", args.src))
+                f = fetch[len(fetch) // 2]
+                print(f"| {label} | `{ref}` | {f['models']} | {row(fetch, 'fetch_s'):.2f} s | {row(cli, 'wall_s'):.2f} s "
+                      f"| {f['requests']} | {f['file_gets']} | {f['connections']} | {f['bytes']:,} "
+                      f"| {f['bytes'] / f['header_bytes']:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

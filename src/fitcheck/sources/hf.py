@@ -22,8 +22,10 @@ from ..errors import FitcheckError, HubError, InputError
 from ..model import ModelSpec
 from . import cache, settings, transport
 from .gguf import build_spec, split_names
-from .gguf_header import GGUFHeader, parse_header
-from .ranged import PARSER_READAHEAD, RangedHttpSource
+from .gguf_header import GGUFHeader
+from .header_reads import FOLLOWER_FIRST, Read, SharedLayouts, read_header
+from .header_scan import Layout
+from .ranged import RangedHttpSource
 from .types import Choice, Model, Progress, QuantSet
 
 # Quant labels as the Hub and llama.cpp's `-hf repo:TAG` see them in file names (last match wins).
@@ -32,6 +34,7 @@ QUANT_RE = re.compile(r"(?<![A-Z0-9])((?:UD-)?(?:I?Q[1-8](?:_[0-9A-Z]+)*|BF16|F1
 REPO_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
 SKIP_GGUF = ("mmproj", "imatrix")
 MAX_WORKERS = 8
+LEADER_WAIT_S = 300.0  # a follower's wait for the leader's layout (the leader always signals; this is a bound)
 
 
 @dataclass(frozen=True)
@@ -178,42 +181,100 @@ def match_tag(groups: Sequence[GGUFGroup], tag: str, repo: str) -> GGUFGroup:
     return min(exact, key=lambda g: (g.path.count("/"), len(g.path), g.path))
 
 
-def read_gguf_header(listing: Listing, f: RepoFile, stats: list[dict[str, Any]] | None = None) -> GGUFHeader:
-    """One file's header: from the cache, else by ranged requests pinned to the listing's commit."""
+def read_gguf_header(listing: Listing, f: RepoFile, stats: list[dict[str, Any]] | None = None,
+                     shared: SharedLayouts | None = None) -> GGUFHeader:
+    """One file's header: from the cache, else by planned ranged requests pinned to the listing's commit.
+
+    With `shared`, the file follows that repo's leader: it fetches its first bytes, waits for the leader's
+    layout, and reads only what differs from it (header_reads.py); the leader publishes its layout when done.
+    """
     from huggingface_hub import hf_hub_url
 
     what = f"hf:{listing.repo}/{f.path}"
     fetched: list[dict[str, Any]] = []
+    follower = shared is not None and shared.leader != f.path and _first_shard(f.path)
 
-    def fetch() -> GGUFHeader:
+    def fetch() -> Read:
         url = hf_hub_url(listing.repo, f.path, revision=listing.commit, endpoint=settings.endpoint())
         source = RangedHttpSource(url, what, send_token=True, size=f.size)
+        read: Read | None = None
         try:
-            header = parse_header(source, what, readahead=PARSER_READAHEAD)
+            references: list[Layout] = []
+            if follower and shared is not None:
+                source.start(FOLLOWER_FIRST)  # the leader's layout is on its way meanwhile
+                references = shared.wait(LEADER_WAIT_S)
+            read = read_header(source, what, references)
         finally:
             source.close()
+            if shared is not None and read is not None and read.layout is not None and not read.shared:
+                shared.add(read.layout)  # a new layout: a reference for the quants still to come
         fetched.append({"file": f.path, "cached": False, "requests": source.requests,
-                        "bytes_fetched": source.bytes_fetched, "header_bytes": header.header_bytes,
-                        "ranged": source.ranged})
-        return header
+                        "bytes_fetched": source.bytes_fetched, "header_bytes": read.header.header_bytes,
+                        "ranged": source.ranged, "shared": read.shared})
+        return read
 
     # stored only when the listing gives the file's hash: that hash is part of the key a later run looks up
-    header = cache.cached("gguf", (settings.endpoint(), listing.repo, listing.commit, f.path, f.etag or ""), fetch,
-                          what=what, noun="header", encode=cache.header_to_json, decode=cache.header_from_json,
-                          keep=lambda _: bool(f.etag))
+    try:
+        read = cache.cached("gguf", _header_key(listing, f), fetch, what=what, noun="header",
+                            encode=_read_to_json, decode=_read_from_json, keep=lambda _: bool(f.etag))
+        if shared is not None and read.layout is not None:
+            shared.add(read.layout)
+    finally:
+        if shared is not None and shared.leader == f.path:
+            shared.release()  # whatever happened: the followers stop waiting
     if stats is not None:
         stats.append(fetched[0] if fetched else {"file": f.path, "cached": True, "requests": 0, "bytes_fetched": 0,
-                                                 "header_bytes": header.header_bytes})
-    return header
+                                                 "header_bytes": read.header.header_bytes})
+    return read.header
 
 
-def group_spec(listing: Listing, group: GGUFGroup, ref: str,
-               stats: list[dict[str, Any]] | None = None) -> ModelSpec:
+def _header_key(listing: Listing, f: RepoFile) -> tuple[str, ...]:
+    return settings.endpoint(), listing.repo, listing.commit, f.path, f.etag or ""
+
+
+def _read_to_json(read: Read) -> dict[str, Any]:
+    return {**cache.header_to_json(read.header), "layout": read.layout.to_json() if read.layout else None}
+
+
+def _read_from_json(data: dict[str, Any]) -> Read:
+    return Read(cache.header_from_json(data), _layout_from_json(data.get("layout")), False)
+
+
+def _layout_from_json(data: Any) -> Layout | None:
+    try:
+        return Layout.from_json(data) if isinstance(data, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None  # an entry from another version: no layout to share, nothing worse
+
+
+def _first_shard(path: str) -> bool:
+    names = split_names(os.path.basename(path))
+    return names is None or names[0] == os.path.basename(path)
+
+
+def shared_layouts(listing: Listing, leader: str | None) -> SharedLayouts:
+    """The layouts of this repo's headers already in the cache (any quant of the model will do as a reference);
+    without any, `leader` is read in full first and the others follow it."""
+    layouts = []
+    for f in listing.files:
+        if f.etag and f.path.lower().endswith(".gguf") and not os.path.basename(f.path).lower().startswith("mmproj"):
+            stored = cache.get("gguf", *_header_key(listing, f))
+            layout = _layout_from_json(stored.get("layout")) if isinstance(stored, dict) else None
+            if layout is not None and layout.strings:
+                layouts.append(layout)
+    return SharedLayouts(layouts[:4], leader=None if layouts else leader)
+
+
+def group_spec(listing: Listing, group: GGUFGroup, ref: str, stats: list[dict[str, Any]] | None = None,
+               shared: SharedLayouts | None = None) -> ModelSpec:
     if group.missing:
         raise InputError(f"hf:{listing.repo}/{group.path}: split model is missing {len(group.missing)} shard(s) "
                          f"in the repo, e.g. {group.missing[0]}")
-    shards = [(read_gguf_header(listing, f, stats), f.size) for f in group.files]
-    return build_spec(ref, shards)
+    if len(group.files) == 1:
+        return build_spec(ref, [(read_gguf_header(listing, group.files[0], stats, shared), group.files[0].size)])
+    with ThreadPoolExecutor(max_workers=min(len(group.files), MAX_WORKERS)) as pool:  # shards at once
+        headers = list(pool.map(lambda f: read_gguf_header(listing, f, stats, shared), group.files))
+    return build_spec(ref, [(h, f.size) for h, f in zip(headers, group.files, strict=True)])
 
 
 @dataclass
@@ -231,11 +292,13 @@ def load_groups(listing: Listing, groups: Sequence[GGUFGroup], *, progress: Prog
     lock = threading.Lock()
     results: dict[int, ModelSpec | FitcheckError] = {}
 
+    shared = shared_layouts(listing, groups[0].path if groups else None)
+
     def work(i: int) -> None:
         nonlocal done
         group = groups[i]
         try:
-            results[i] = group_spec(listing, group, f"hf:{listing.repo}/{group.path}", stats)
+            results[i] = group_spec(listing, group, f"hf:{listing.repo}/{group.path}", stats, shared)
         except HubError:
             raise
         except FitcheckError as exc:
@@ -310,7 +373,8 @@ def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None
 
 def _single(listing: Listing, group: GGUFGroup, ref: str, notes: list[str],
             stats: list[dict[str, Any]] | None) -> Model:
-    spec = group_spec(listing, group, ref, stats)
+    shared = shared_layouts(listing, None)  # another quant's cached header can stand in for the tokenizer
+    spec = group_spec(listing, group, ref, stats, shared if shared.layouts else None)
     if notes:
         spec = replace(spec, notes=spec.notes + tuple(notes))
     return Model(spec, _hf_arg(listing.repo, group.label, group.path))

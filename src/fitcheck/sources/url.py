@@ -15,8 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import cache, settings, transport
 from .gguf import build_spec, split_names
-from .gguf_header import GGUFHeader, parse_header
-from .ranged import PARSER_READAHEAD, RangedHttpSource
+from .gguf_header import GGUFHeader
+from .header_reads import read_header
+from .ranged import RangedHttpSource
 from .types import Model
 
 
@@ -49,7 +50,7 @@ def _read_shard(url: str, stats: list[dict[str, Any]] | None) -> _Read:
     def fetch() -> _Read:
         source = RangedHttpSource(url, what, send_token=False)
         try:
-            header = parse_header(source, os.path.basename(urlsplit(url).path), readahead=PARSER_READAHEAD)
+            header = read_header(source, os.path.basename(urlsplit(url).path)).header  # planned: few round trips
         finally:
             source.close()
         if stats is not None:
