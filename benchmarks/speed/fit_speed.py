@@ -176,10 +176,10 @@ def inside(measured: float, middle: float, width: float) -> bool:
     return middle * (1 - width) <= measured <= middle * (1 + width)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--check", action="store_true", help="check the committed coefficients only")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows, skipped = usable_rows()
     by_backend: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
@@ -195,7 +195,7 @@ def main() -> None:
                                "per_layer_s": float(f"{c.per_layer_s:.3g}"),
                                "prompt_efficiency": round(pp, 4) if pp else None,
                                "rows": len(rs)}
-        for key in ("cpu", "default"):
+        for key in ("cpu", "default"):  # cpu: fitted by compare_cpu.py on this machine's measurements
             if key in table.get("backends", {}):
                 fitted[key] = table["backends"][key]
         for backend, rs in by_backend.items():
@@ -208,7 +208,8 @@ def main() -> None:
         table = {"band": MAX_BAND, "prompt_band": MAX_PROMPT_BAND, "backends": fitted}
         header = ("# Speed-model coefficients per llama.cpp backend (fitcheck.speed), fitted by\n"
                   "# benchmarks/speed/fit_speed.py on benchmarks/speed/published.yaml (GPU backends) and\n"
-                  "# benchmarks/speed/cpu_measured.json (cpu). Do not edit by hand: re-run the fit.\n")
+                  "# benchmarks/speed/compare_cpu.py on benchmarks/speed/cpu_measured.json (cpu).\n"
+                  "# Do not edit by hand: re-run the fits.\n")
         OUT.write_text(header + yaml.safe_dump(table, sort_keys=False))
     report(rows, skipped, by_backend)
 
