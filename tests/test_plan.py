@@ -59,7 +59,8 @@ def test_8b_partial_offload_on_4gb(llama8b):
 
 def test_cpu_only(llama8b):
     p = run(llama8b, Settings(ctx=8192), hw(ram_gib=32))
-    assert p.verdict == "cpu" and p.gpu_layers == 0 and "-ngl" not in p.command
+    # -ngl 0 said explicitly: a GPU build of llama.cpp offloads by default (issue 13 #6)
+    assert p.verdict == "cpu" and p.gpu_layers == 0 and "-ngl 0" in p.command
 
 
 def test_does_not_fit(llama70b):

@@ -12,7 +12,7 @@ def test_contexts(text, value):
 
 @pytest.mark.parametrize("text,value", [("12G", 12 * 2**30), ("12GiB", 12 * 2**30), ("12GB", 12 * 10**9),
                                         ("512M", 512 * 2**20), ("512MiB", 512 * 2**20), ("1.5G", 3 * 2**29),
-                                        ("1T", 2**40), ("1000", 1000)])
+                                        ("1T", 2**40), ("1000B", 1000), ("0", 0)])
 def test_memory(text, value):
     assert parse_memory(text) == value
 
@@ -25,6 +25,17 @@ def test_memory_list():
 def test_bad_context(text):
     with pytest.raises(UsageError):
         parse_ctx(text)
+
+
+def test_context_zero_is_the_training_context():
+    assert parse_ctx("0") == 0  # llama.cpp: -c 0 = loaded from the model
+
+
+@pytest.mark.parametrize("text", ["24", "1000", "0.5"])
+def test_memory_without_a_unit_is_refused(text):
+    # issue 13 #6: `--vram 24` used to mean 24 bytes
+    with pytest.raises(UsageError, match="no unit"):
+        parse_memory(text)
 
 
 @pytest.mark.parametrize("text", ["", "G", "12Q", "twelve"])

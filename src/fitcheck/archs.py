@@ -107,12 +107,38 @@ _ENTRIES: list[Arch] = [
         "grok", "dbrx", "arctic", "cohere")),
 ]
 REGISTRY: dict[str, Arch] = {a.name: a for a in _ENTRIES}
+# Every architecture name llama.cpp loads (LLM_ARCH_NAMES in src/llama-arch.cpp at 0c1e57098, the build the
+# accuracy and speed harnesses measure; "clip" is a projector, not a model). One that fitcheck has no entry for
+# is estimated with the generic transformer rule; one llama.cpp does not know cannot be loaded at all.
+LLAMA_CPP_ARCHS = frozenset({
+    "afmoe", "apertus", "arcee", "arctic", "arwkv7", "baichuan", "bailingmoe", "bailingmoe2", "bailingmoe3", "bert",
+    "bitnet", "bloom", "chameleon", "chatglm", "codeshell", "cogvlm", "cohere2", "cohere2moe", "command-r", "dbrx",
+    "deci", "deepseek", "deepseek2", "deepseek2-ocr", "deepseek32", "deepseek4", "dflash", "dots1", "dots3note",
+    "dream", "eagle3", "ernie4_5", "ernie4_5-moe", "eurobert", "exaone", "exaone-moe", "exaone4", "falcon",
+    "falcon-h1", "gemma", "gemma-embedding", "gemma2", "gemma3", "gemma3n", "gemma4", "gemma4-assistant", "glm-dsa",
+    "glm4", "glm4moe", "glm5-next", "gpt-oss", "gpt2", "gptj", "gptneox", "granite", "granite_swa", "granitehybrid",
+    "granitemoe", "graniteswitch", "grok", "grovemoe", "hrm_text", "hunyuan-dense", "hunyuan-moe", "hunyuan_vl",
+    "hy_v3", "hy_v4", "internlm2", "jais", "jais2", "jamba", "jina-bert-v2", "jina-bert-v3", "kimi-k3",
+    "kimi-linear", "laguna", "lfm2", "lfm2moe", "llada", "llada-moe", "llama", "llama-embed", "llama4", "maincoder",
+    "mamba", "mamba2", "maple", "mellum", "mimo2", "minicpm", "minicpm3", "minimax-01", "minimax-m2", "minimax-m3",
+    "mistral3", "mistral4", "modern-bert", "mpt", "muse-glimmer", "nanbeige", "nemotron", "nemotron_h",
+    "nemotron_h_moe", "neo-bert", "nomic-bert", "nomic-bert-moe", "olmo", "olmo2", "olmoe", "openelm", "orion",
+    "paddleocr", "pangu-embedded", "phi2", "phi3", "phimoe", "plamo", "plamo2", "plamo3", "plm", "pockettts", "qwen",
+    "qwen2", "qwen2moe", "qwen2vl", "qwen3", "qwen35", "qwen35moe", "qwen3moe", "qwen3next", "qwen3tts", "qwen3vl",
+    "qwen3vlmoe", "qwen4exp", "refact", "rnd1", "rwkv6", "rwkv6qwen2", "rwkv7", "seed_oss", "smallthinker",
+    "smollm3", "spark2_5", "stablelm", "starcoder", "starcoder2", "step35", "t5", "t5encoder", "talkie",
+    "wavtokenizer-dec", "xverse",
+})
 _BY_HF_TYPE = {t: a.name for a in _ENTRIES for t in a.hf_model_types}
 WINDOW_KEYS = ("attention.sliding_window", "attention.chunk_size")
 
 
 def lookup(name: str) -> Arch | None:
     return REGISTRY.get(name)
+
+
+def known_to_llama_cpp(name: str) -> bool:
+    return name in LLAMA_CPP_ARCHS or name in REGISTRY
 
 
 def get(name: str) -> Arch:
@@ -140,8 +166,9 @@ class LayerKind:
 
 
 def _i(meta: dict[str, Any], key: str, default: int = 0) -> int:
+    """An integer the source checked (sources.validate): read, never converted here."""
     value = meta.get(key, default)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def sliding_window(spec: ModelSpec) -> int:

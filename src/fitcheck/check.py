@@ -15,14 +15,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .estimate import estimate, validate_settings
+from . import archs
+from .errors import InputError, UsageError
+from .estimate import estimate, resolve_flash_attn, validate_settings
+from .extras import Attachments, LoadedAttachments, read_side_file
 from .model import (
     Hardware,
     HardwareComparison,
     HardwareOption,
+    ModelSpec,
     QuantReport,
     QuantRow,
     Report,
+    Require,
     Settings,
     SweepRow,
     Verdict,
@@ -44,25 +49,28 @@ MeasureRam = Callable[[], "tuple[float, str] | None"]  # () -> (GB/s, how it was
 
 def check(ref: str, settings: Settings | None = None, hardware: HardwareOverrides | None = None, *,
           sweep: Sequence[int] = (), progress: Progress | None = None, nvml: Any = None,
-          psutil_module: Any = None, measure_ram: MeasureRam | None = None) -> Report | QuantReport:
+          psutil_module: Any = None, measure_ram: MeasureRam | None = None,
+          attachments: Attachments | None = None) -> Report | QuantReport:
     """A Report for one model, or a QuantReport for a repo of quants (`hf:org/repo`).
 
     `sweep`: further contexts to plan the same model at (settings.ctx is the first). `nvml` and
     `psutil_module` replace the probed libraries (tests fake the machine there). `measure_ram` measures
     the RAM bandwidth when a plan reads weights from RAM and none is known (default: a short, cached
-    measurement of this machine)."""
+    measurement of this machine). `attachments`: the --mmproj, -md and --lora files of the command line."""
     settings = settings or Settings()
-    validate_settings(settings)
-    from .sources.resolve import resolve
+    overrides = hardware or HardwareOverrides()
+    validate(settings, overrides)
     from .sources.types import QuantSet
 
-    machine = probe(hardware or HardwareOverrides(), nvml=nvml, psutil_module=psutil_module)  # --gpu checked here
-    target = resolve(ref, progress=progress)
+    machine = probe(overrides, nvml=nvml, psutil_module=psutil_module)  # --gpu checked here
+    validate_machine(settings, overrides, machine)
+    loaded = load_attachments(attachments)
+    target = _resolve(ref, progress)
 
     def run(hw: Hardware) -> Report | QuantReport:
         if isinstance(target, QuantSet):
-            return compare_quants(target, settings, hw, sweep=sweep)
-        return check_model(target, settings, hw, sweep=sweep)
+            return compare_quants(target, settings, hw, sweep=sweep, attachments=loaded)
+        return check_model(target, settings, hw, sweep=sweep, attachments=loaded)
 
     if not machine.gpus and machine.ram_bandwidth_gbps is None:  # CPU only: every plan reads RAM
         measured = (measure_ram or _measure_ram)()
@@ -75,6 +83,106 @@ def check(ref: str, settings: Settings | None = None, hardware: HardwareOverride
             hw = replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
             result = _with_hardware(result, hw)
     return result
+
+
+def validate(settings: Settings, overrides: HardwareOverrides) -> None:
+    """What can be refused before any machine or model is read."""
+    validate_settings(replace(settings, ctx=None) if settings.ctx == 0 else settings)  # 0: the training context
+    if overrides.cpu_only and overrides.vram is not None:
+        raise UsageError("--cpu-only and --vram contradict each other: pick one",
+                         hint="--cpu-only plans for RAM alone; --vram SIZE plans for a GPU of that size")
+    if overrides.cpu_only and settings.gpu_layers:
+        raise UsageError(f"--cpu-only and -ngl {settings.gpu_layers} contradict each other: pick one",
+                         hint="--cpu-only plans -ngl 0")
+    if settings.split_mode not in ("layer", "row", "none"):
+        raise UsageError(f"bad -sm value {settings.split_mode!r}", hint="layer, row or none")
+    if settings.main_gpu < 0:
+        raise UsageError("-mg must be a GPU index (0, 1, ...)")
+
+
+def validate_machine(settings: Settings, overrides: HardwareOverrides, machine: Hardware) -> None:
+    """What can be refused once the machine is known: options that do not match its devices."""
+    from .placement import targets
+
+    if overrides.gpu_share is not None and not machine.unified_memory and overrides.gpu is None:
+        raise UsageError("--gpu-share applies to unified memory only",
+                         hint="add --unified (with --ram) to plan for an Apple Silicon-style machine")
+    accelerators = len(targets(machine, settings)) - 1  # --device, -sm none and -mg are checked here too
+    if settings.tensor_split and len(settings.tensor_split) != accelerators:
+        raise UsageError(f"-ts has {len(settings.tensor_split)} shares but the plan has {accelerators} "
+                         f"accelerator{'s' if accelerators != 1 else ''}",
+                         hint="one share per GPU (RPC servers first), e.g. -ts 3,1 for two")
+
+
+def load_attachments(attachments: Attachments | None) -> LoadedAttachments | None:
+    """Read the headers of --mmproj, -md and --lora once (before any model is planned)."""
+    if not attachments:
+        return None
+    from .sources.resolve import load_model
+
+    draft = load_model(attachments.draft.ref).spec if attachments.draft is not None else None
+    return LoadedAttachments(attachments, read_side_file(attachments.mmproj) if attachments.mmproj else None,
+                             draft, tuple(read_side_file(path) for path in attachments.loras))
+
+
+def _resolve(ref: str, progress: Progress | None) -> Model | QuantSet:
+    """The reference, with a clear answer when a projector or an adapter is passed as the model."""
+    from .sources.resolve import resolve
+
+    try:
+        return resolve(ref, progress=progress)
+    except InputError:
+        if ref.startswith(("hf:", "http://", "https://")):
+            raise
+        try:
+            kind = read_side_file(ref).kind
+        except Exception:  # not readable either: the first error says why
+            kind = None
+        if kind == "mmproj":
+            raise InputError(f"{ref}: a multimodal projector (mmproj), not a model",
+                             hint=f"pass the model and add --mmproj {ref}") from None
+        if kind == "lora":
+            raise InputError(f"{ref}: a LoRA adapter, not a model",
+                             hint=f"pass the base model and add --lora {ref}") from None
+        raise
+
+
+def _model_arg(model_arg: list[str]) -> list[str]:
+    """llama.cpp loads a split model from its first shard only (it refuses a later one): name that one."""
+    from pathlib import Path
+
+    from .sources.gguf import split_names
+
+    if len(model_arg) == 2 and model_arg[0] == "-m":
+        path = Path(model_arg[1])
+        names = split_names(path.name)
+        if names and names[0] != path.name:
+            return ["-m", str(path.with_name(names[0]))]
+    return model_arg
+
+
+def _for_model(spec: ModelSpec, settings: Settings, attachments: LoadedAttachments | None,
+               hardware: Hardware) -> tuple[Settings, tuple[str, ...]]:
+    """Settings as llama.cpp resolves them for this model: -c 0 is the training context, -ub at most -b
+    (llama-context.cpp: n_ubatch = min(n_batch, n_ubatch)), and the extras at this context."""
+    notes: list[str] = []
+    if settings.ctx == 0:
+        settings = replace(settings, ctx=spec.n_ctx_train or None)
+        notes.append(f"-c 0: the training context, {spec.n_ctx_train:,} tokens")
+    if settings.ubatch > settings.batch:
+        notes.append(f"-ub {settings.ubatch} is larger than -b {settings.batch}: llama.cpp uses -ub {settings.batch}")
+        settings = replace(settings, ubatch=settings.batch)
+    if attachments is not None:
+        from .context import resolve_context
+
+        main_ctx = resolve_context(spec, settings).n_ctx
+        flash_attn, _ = resolve_flash_attn(spec, settings)
+        offload = bool(hardware.gpus)
+        extras = attachments.extras(spec, settings, main_ctx, flash_attn, offload)
+        settings = replace(settings, extras=extras)
+        for extra in extras:
+            notes += extra.notes
+    return settings, tuple(notes)
 
 
 def _with_hardware(result: Report | QuantReport, hw: Hardware) -> Report | QuantReport:
@@ -99,27 +207,29 @@ def _respeed(report: Report, hw: Hardware) -> Report:
 
 def compare_hardware(ref: str, settings: Settings, options: Sequence[tuple[str, HardwareOverrides]], *,
                      progress: Progress | None = None, nvml: Any = None, psutil_module: Any = None,
-                     measure_ram: MeasureRam | None = None) -> HardwareComparison:
+                     measure_ram: MeasureRam | None = None,
+                     attachments: Attachments | None = None) -> HardwareComparison:
     """One model planned on each what-if machine (one `--gpu` option each), read once."""
     settings = settings or Settings()
-    validate_settings(settings)
+    for _, o in options:
+        validate(settings, o)
     machines = [(label, probe(o, nvml=nvml, psutil_module=psutil_module)) for label, o in options]
-    from .sources.resolve import resolve
+    for (_, hw), (_, o) in zip(machines, options, strict=True):
+        validate_machine(settings, o, hw)
     from .sources.types import QuantSet
 
-    target = resolve(ref, progress=progress)
+    loaded = load_attachments(attachments)
+    target = _resolve(ref, progress)
     if isinstance(target, QuantSet):
-        from .errors import UsageError
-
         raise UsageError(f"{ref}: a repository of {len(target.choices)} models; compare hardware for one",
                          hint="name one quant: hf:org/repo:Q4_K_M")
     rows = []
     for label, hw in machines:
-        report = check_model(target, settings, hw)
+        report = check_model(target, settings, hw, attachments=loaded)
         measured = (measure_ram or _measure_ram)() if hw.ram_bandwidth_gbps is None and _reads_ram(report) else None
         if measured is not None:
             hw = replace(hw, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
-            report = check_model(target, settings, hw)
+            report = check_model(target, settings, hw, attachments=loaded)
         rows.append(HardwareOption(label, report))
     notes = _merge(*(r.report.spec.notes for r in rows[:1]), *(r.report.needs.notes for r in rows[:1]))
     return HardwareComparison(ref, settings, tuple(rows), notes)
@@ -147,9 +257,12 @@ def probe(overrides: HardwareOverrides, *, nvml: Any = None, psutil_module: Any 
     return apply_overrides(probe_hardware(nvml, psutil_module, gpus=overrides.probe_gpus), overrides)
 
 
-def check_model(model: Model, settings: Settings, hardware: Hardware, *, sweep: Sequence[int] = ()) -> Report:
+def check_model(model: Model, settings: Settings, hardware: Hardware, *, sweep: Sequence[int] = (),
+                attachments: LoadedAttachments | None = None) -> Report:
     """Estimate and plan one model; with `sweep`, the need and verdict at every further context too."""
     spec = model.spec
+    settings, setting_notes = _for_model(spec, settings, attachments, hardware)
+    model = Model(spec, _model_arg(model.model_arg))
     needs = estimate(spec, settings)
     result = plan(spec, needs, settings, hardware, model.model_arg)
     speed, speed_notes = estimate_speed(spec, needs, result, hardware)
@@ -158,10 +271,18 @@ def check_model(model: Model, settings: Settings, hardware: Hardware, *, sweep: 
         rows.append(SweepRow(needs.ctx, needs.kv_cache_bytes, needs.total_bytes, result.verdict,
                              result.gpu_layers, result.n_cpu_moe,
                              speed.decode_full_context_tokens_per_s if speed else None))
-        rows += [_sweep_row(model, replace(settings, ctx=ctx), hardware) for ctx in sweep]
-    notes = _merge(spec.notes, needs.notes, hardware.notes, result.notes, speed_notes)
+        rows += [_sweep_row(model, replace(settings, ctx=ctx or spec.n_ctx_train or None), hardware)
+                 for ctx in sweep]
+        if settings.extras:
+            setting_notes += ("the sweep keeps the extras (--mmproj, -md, --lora) as sized at the first context",)
+    known = archs.known_to_llama_cpp(spec.architecture)
+    arch_notes: tuple[str, ...] = ()
+    if not known:
+        arch_notes = (f"architecture '{spec.architecture}' is not one llama.cpp knows (src/llama-arch.cpp): it "
+                      "refuses to load the file, and every figure here is a guess from the generic transformer rule",)
+    notes = _merge(arch_notes, setting_notes, spec.notes, needs.notes, hardware.notes, result.notes, speed_notes)
     return Report(spec=spec, settings=settings, needs=needs, hardware=hardware, plan=result, notes=notes,
-                  sweep=tuple(rows), speed=speed)
+                  sweep=tuple(rows), speed=speed, known_architecture=known)
 
 
 def _sweep_row(model: Model, settings: Settings, hardware: Hardware) -> SweepRow:
@@ -174,12 +295,12 @@ def _sweep_row(model: Model, settings: Settings, hardware: Hardware) -> SweepRow
 
 
 def compare_quants(quants: QuantSet, settings: Settings, hardware: Hardware, *,
-                   sweep: Sequence[int] = ()) -> QuantReport:
+                   sweep: Sequence[int] = (), attachments: LoadedAttachments | None = None) -> QuantReport:
     """Every quant planned under the same settings; `best` is the largest that fits fully on the GPU (in one
     repo a bigger quant of the same model is the higher-quality one), `fallback` the largest that runs."""
     rows = []
     for choice in quants.choices:
-        report = check_model(choice.model, settings, hardware, sweep=sweep)
+        report = check_model(choice.model, settings, hardware, sweep=sweep, attachments=attachments)
         size = choice.size_bytes if choice.size_bytes is not None else report.spec.file_size_bytes
         rows.append(QuantRow(choice.quant, choice.file, size, choice.estimate, report))
     rows.sort(key=lambda r: (r.size_bytes or 0, r.quant))
@@ -194,13 +315,21 @@ def compare_quants(quants: QuantSet, settings: Settings, hardware: Hardware, *,
 
 def fits(result: Report | QuantReport | HardwareComparison) -> bool:
     """Whether the answer meets --require: the model, at least one quant of the repo, or on at least one of
-    the compared machines."""
+    the compared machines. With a context sweep, at every context of it (so the order of the list does not
+    matter). A model of an architecture fitcheck does not know never passes: its figures are a guess."""
     require = result.settings.require
     if isinstance(result, QuantReport):
-        return any(require.accepts(r.report.plan.verdict) for r in result.rows)
+        return any(report_fits(r.report, require) for r in result.rows)
     if isinstance(result, HardwareComparison):
-        return any(require.accepts(o.report.plan.verdict) for o in result.options)
-    return require.accepts(result.plan.verdict)
+        return any(report_fits(o.report, require) for o in result.options)
+    return report_fits(result, require)
+
+
+def report_fits(report: Report, require: Require) -> bool:
+    if not report.known_architecture:
+        return False
+    verdicts = [row.verdict for row in report.sweep] or [report.plan.verdict]
+    return all(require.accepts(v) for v in verdicts)
 
 
 def _merge(*groups: Sequence[str]) -> tuple[str, ...]:

@@ -56,8 +56,9 @@ def estimate(spec: ModelSpec, settings: Settings, *,
     kinds, arch_notes = archs.layer_kinds(spec)
     window = archs.sliding_window(spec)
     notes += arch_notes
-    if c.ctx > spec.n_ctx_train > 0:
-        notes += (f"context {c.ctx} exceeds the training context {spec.n_ctx_train}",)
+    if c.n_ctx_seq > spec.n_ctx_train > 0:  # llama-context.cpp warns on n_ctx_seq > n_ctx_train (per sequence)
+        per_seq = f" ({c.n_ctx_seq:,} per sequence)" if c.n_ctx_seq != c.ctx else ""
+        notes += (f"context {c.ctx:,}{per_seq} exceeds the training context {spec.n_ctx_train:,}",)
 
     layer_weights = [0] * spec.n_layer
     layer_experts = [0] * spec.n_layer

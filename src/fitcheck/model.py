@@ -120,10 +120,32 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """A second allocation the llama-server command line adds to the model's own: a vision projector
+    (--mmproj), a draft model for speculative decoding (-md), a LoRA adapter (--lora)."""
+
+    kind: str  # mmproj | draft | lora
+    ref: str
+    name: str
+    weights_bytes: int
+    kv_cache_bytes: int = 0
+    compute_bytes: int = 0
+    gpu_bytes: int = 0  # what it puts on the main accelerator (-mg)
+    host_bytes: int = 0  # what it puts in RAM
+    tensors: tuple[Tensor, ...] = ()  # LoRA: each follows the layer of the tensor it adapts
+    notes: tuple[str, ...] = ()
+    command_args: tuple[str, ...] = ()  # how llama-server is told: ("--mmproj", path), ("-md", path, "-cd", N)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes
+
+
+@dataclass(frozen=True)
 class Settings:
     """How llama.cpp would be run (llama.cpp's names and defaults) plus fitcheck's own margins."""
 
-    ctx: int | None = None  # None: fitcheck's default (min(8192, n_ctx_train))
+    ctx: int | None = None  # None: fitcheck's default (min(8192, n_ctx_train)); 0: the training context
     batch: int = 2048
     ubatch: int = 512
     parallel: int = 1
@@ -140,6 +162,13 @@ class Settings:
     gpu_reserve_bytes: int = 512 * MiB  # CUDA context, cuBLAS workspace, driver: per GPU
     margin_bytes: int = 512 * MiB  # headroom left free on each device
     require: Require = Require.ANY
+    no_kv_offload: bool = False  # -nkvo: the KV cache stays in host memory
+    main_gpu: int = 0  # -mg: the accelerator that holds the extras (and everything with -sm none)
+    split_mode: str = "layer"  # -sm layer|row|none
+    devices: tuple[str, ...] | None = None  # --device CUDA0,CUDA1 (None: all; () = none)
+    mmap: bool = True  # --no-mmap turns it off
+    mlock: bool = False
+    extras: tuple[Extra, ...] = ()  # --mmproj, -md, --lora: resolved by fitcheck.check
 
     def __post_init__(self) -> None:
         # library callers may pass the words ("on", "gpu"); keep the enums inside
@@ -232,11 +261,12 @@ class DeviceUse:
     blocks: tuple[int, ...] = ()  # the blocks whose layers (and KV) it holds
     gpu_index: int | None = None  # position in Hardware.gpus; None for the CPU
     holds_output: bool = False
+    extra_bytes: int = 0  # --mmproj / -md placed here (LoRA tensors are in weights_bytes)
 
     @property
     def total_bytes(self) -> int:
         return (self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes
-                + self.other_bytes)
+                + self.other_bytes + self.extra_bytes)
 
 
 @dataclass(frozen=True)
@@ -250,6 +280,8 @@ class Plan:
     devices: tuple[DeviceUse, ...]
     notes: tuple[str, ...] = ()
     suggestions: tuple[str, ...] = ()
+    shortfall_bytes: int = 0  # verdict none: memory missing for the nearest placement
+    max_ctx_capped: bool = False  # max_ctx stopped at the training context (per sequence)
 
 
 @dataclass(frozen=True)
@@ -293,6 +325,7 @@ class Report:
     notes: tuple[str, ...] = ()
     sweep: tuple[SweepRow, ...] = ()
     speed: Speed | None = None
+    known_architecture: bool = True  # False: fitcheck has no rules for it; the estimate is a guess
 
 
 @dataclass(frozen=True)

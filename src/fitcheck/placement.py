@@ -9,14 +9,19 @@ Rules from llama.cpp (src/llama-model.cpp load_tensors, common/arg.cpp):
 - Tensor overrides are matched against tensor names in order, first match wins: the user's `-ot` entries,
   then those `--n-cpu-moe N` adds (`blk.0..N-1.ffn_(up|down|gate|gate_up)_exps` to the CPU).
 - Each device holding layers has its own compute buffer and reserve; KV and recurrent state follow their
-  layer.
+  layer, except with `-nkvo` (offload_kqv = false: llama-kv-cache.cpp allocates every layer's cache in host
+  memory).
+- `--device` limits the accelerators; `-sm none` uses the main GPU (`-mg`) alone (llama-model.cpp: with
+  LLAMA_SPLIT_MODE_NONE only devices[main_gpu] is used). The extras (--mmproj, -md) take their bytes out of
+  the main accelerator and RAM before the model is placed; LoRA tensors go where the tensor they adapt goes
+  (llama-adapter.cpp picks the base tensor's buffer type).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import UsageError
 from .model import DeviceKind, DeviceUse, Hardware, ModelSpec, Needs, Settings
@@ -31,6 +36,7 @@ class Target:
     kind: DeviceKind
     capacity: int | None
     gpu_index: int | None = None  # position in Hardware.gpus; None for the CPU
+    extra: int = 0  # bytes the extras (--mmproj, -md) put on this device
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,30 @@ def targets(hw: Hardware, settings: Settings) -> list[Target]:
         free = g.free_bytes if g.free_bytes is not None else g.total_bytes
         prefix = "Metal" if hw.unified_memory else "CUDA"
         out.append(Target(f"{prefix}{i}", g.name, DeviceKind.GPU, max(0, free - margin), k))
+    if settings.devices is not None:
+        wanted = {d.upper() for d in settings.devices}
+        unknown = wanted - {t.name.upper() for t in out}
+        if unknown:
+            raise UsageError(f"--device names an unknown device {sorted(unknown)[0]!r}",
+                             hint=f"devices here: {', '.join(t.name for t in out) or 'none'}")
+        out = [t for t in out if t.name.upper() in wanted]
+    if settings.split_mode == "none" and out:
+        if not 0 <= settings.main_gpu < len(out):
+            raise UsageError(f"-mg {settings.main_gpu}: there are only {len(out)} accelerators")
+        out = [out[settings.main_gpu]]
     ram = None if hw.ram_available_bytes is None else max(0, hw.ram_available_bytes - margin)
     out.append(Target(CPU, "CPU (RAM)", DeviceKind.CPU, ram))
+    gpu_extra = sum(e.gpu_bytes for e in settings.extras)
+    host_extra = sum(e.host_bytes for e in settings.extras)
+    main = 0 if settings.split_mode == "none" else settings.main_gpu
+    if len(out) > 1 and not 0 <= main < len(out) - 1:
+        raise UsageError(f"-mg {settings.main_gpu}: there are only {len(out) - 1} accelerators")
+    if len(out) == 1:  # no accelerator: the extras live in RAM
+        host_extra += gpu_extra
+    elif gpu_extra:
+        out[main] = replace(out[main], extra=gpu_extra)
+    if host_extra:
+        out[-1] = replace(out[-1], extra=host_extra)
     return out
 
 
@@ -104,7 +132,8 @@ def layer_loads(spec: ModelSpec, needs: Needs, settings: Settings, device_names:
     movable = [0] * (n + 2)
     experts = [0] * (n + 2)
     pinned: list[dict[str, int]] = [{} for _ in range(n + 2)]
-    for t in spec.tensors:
+    adapters = tuple(t for e in settings.extras for t in e.tensors)
+    for t in spec.tensors + adapters:
         if t.layer is not None and 0 <= t.layer < n:
             unit = t.layer
         elif t.name.startswith("token_embd"):
@@ -173,8 +202,8 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
         weights[dev] += load.movable_bytes
         expert_dev = cpu if load.index < n_cpu_moe else dev
         weights[expert_dev] += load.expert_bytes
-        kv[dev] += load.kv_bytes
-        other[dev] += load.state_bytes
+        kv[cpu if settings.no_kv_offload else dev] += load.kv_bytes
+        other[cpu if settings.no_kv_offload else dev] += load.state_bytes
         in_block = load.index <= spec.n_layer
         partial |= in_block and ((dev == cpu and load.movable_bytes + load.expert_bytes > 0)
                                  or (expert_dev == cpu and load.expert_bytes > 0))
@@ -210,12 +239,12 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
         else:
             active = holds_layer[i] or i == out_dev or weights[i] > 0
             compute = (needs.compute_bytes if i == out_dev else needs.layer_compute_bytes) if active else 0
-            reserve = settings.gpu_reserve_bytes if active else 0
+            reserve = settings.gpu_reserve_bytes if active or t.extra > 0 else 0
         uses.append(DeviceUse(name=t.label if t.kind is not DeviceKind.RPC else f"{t.name} {t.label}", kind=t.kind,
                               weights_bytes=weights[i], kv_cache_bytes=kv[i], compute_bytes=compute,
                               overhead_bytes=reserve, other_bytes=other[i], capacity_bytes=t.capacity,
                               read_bytes_per_token=reads[i], blocks=tuple(blocks[i]), gpu_index=t.gpu_index,
-                              holds_output=i == out_dev))
+                              holds_output=i == out_dev, extra_bytes=t.extra))
     fits = all(u.capacity_bytes is None or u.total_bytes <= u.capacity_bytes for u in uses)
     if fits and tgts[-1].capacity is not None and any(t.kind is DeviceKind.GPU for t in tgts) and _shared_pool(tgts):
         fits = sum(u.total_bytes for u in uses) <= tgts[-1].capacity

@@ -87,7 +87,15 @@ def best_placement(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardwa
     if fitting:
         return max(fitting, key=lambda p: (p.gpu_bytes_per_token, p.gpu_layers, -p.n_cpu_moe))
     cpu_only = at(0, 0)
-    return cpu_only if cpu_only.fits else at(full, 0)
+    if cpu_only.fits:
+        return cpu_only
+    # nothing fits: the nearest placement (the least memory missing), so that the shortfall shown is honest
+    return min([*candidates, cpu_only, at(full, 0)], key=lambda p: (shortfall(p), -p.gpu_layers))
+
+
+def shortfall(p: Placement) -> int:
+    """Bytes missing over all devices of a placement (0 when it fits)."""
+    return sum(max(0, d.total_bytes - d.capacity_bytes) for d in p.devices if d.capacity_bytes is not None)
 
 
 def _plan_verdict(spec: ModelSpec, settings: Settings, hw: Hardware, ctx: int,
@@ -104,7 +112,7 @@ def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, at_least: Verdict
     outward from the cheap answer: the result is the exact search's, for a few exact estimates instead of ~10."""
     if at_least is Verdict.NONE:
         return None
-    top = max(spec.n_ctx_train, 256) // 256
+    top = max(spec.n_ctx_train, 256) * _seqs(settings) // 256
 
     def ok(k: int, fn: compute.ComputeFn = compute.compute_buffers) -> bool:
         return _plan_verdict(spec, settings, hw, k * 256, fn).rank >= at_least.rank
@@ -117,6 +125,12 @@ def max_ctx(spec: ModelSpec, settings: Settings, hw: Hardware, at_least: Verdict
     else:
         found = _largest_near(_largest(1, top, lambda k: ok(k, cheap)) or 1, 1, top, ok)
     return found * 256 if found else None
+
+
+def _seqs(settings: Settings) -> int:
+    """How many sequences share the context: llama.cpp checks n_ctx_seq (the context per sequence) against
+    the training context (llama-context.cpp warns when n_ctx_seq > n_ctx_train)."""
+    return 1 if settings.kv_unified else max(1, settings.parallel)
 
 
 def _largest_near(guess: int, lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
@@ -153,9 +167,15 @@ def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, mod
     rpc = [t.name[4:-1] for t in tgts if t.kind is DeviceKind.RPC]
     if rpc:
         parts += ["--rpc", ",".join(rpc)]
-    if len(tgts) > 1:
-        parts += ["-ngl", str(p.gpu_layers)]
-    if p.n_cpu_moe:
+    if settings.devices is not None:
+        parts += ["--device", ",".join(settings.devices) or "none"]
+    if settings.split_mode != "layer":
+        parts += ["-sm", settings.split_mode]
+    if settings.main_gpu:
+        parts += ["-mg", str(settings.main_gpu)]
+    # always explicit: a GPU build offloads by default (-ngl auto), so a CPU plan must say -ngl 0
+    parts += ["-ngl", str(p.gpu_layers)]
+    if p.n_cpu_moe and has_experts(spec):
         parts += ["-cmoe"] if p.n_cpu_moe >= spec.n_layer else ["--n-cpu-moe", str(p.n_cpu_moe)]
     for pattern, device in settings.tensor_overrides:
         parts += ["-ot", f"{pattern}={device}"]
@@ -175,7 +195,19 @@ def command(spec: ModelSpec, needs: Needs, settings: Settings, p: Placement, mod
         parts += ["-b", str(settings.batch)]
     if settings.ubatch != 512:
         parts += ["-ub", str(settings.ubatch)]
+    if settings.no_kv_offload:
+        parts.append("-nkvo")
+    if not settings.mmap:
+        parts.append("--no-mmap")
+    if settings.mlock:
+        parts.append("--mlock")
+    for extra in settings.extras:
+        parts += list(extra.command_args)
     return shlex.join(parts)
+
+
+def has_experts(spec: ModelSpec) -> bool:
+    return any(t.is_expert for t in spec.tensors)
 
 
 def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware,
@@ -203,19 +235,80 @@ def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_
     notes: list[str] = []
     if tgts[-1].capacity is None:
         notes.append("available RAM unknown: the CPU side was not checked")
-    if p.n_cpu_moe:
+    experts = has_experts(spec)
+    if settings.n_cpu_moe and not experts:
+        notes.append("--n-cpu-moe/-cmoe ignored: a dense model has no expert tensors")
+    if p.n_cpu_moe and experts:
         notes.append(f"experts of the first {min(p.n_cpu_moe, spec.n_layer)} blocks stay in RAM; everything "
                      "else is on the GPU (prompt processing copies experts to the GPU in large batches)")
-    if verdict is Verdict.NONE:
-        notes.append("does not fit: try a smaller quant, a shorter context (-c), or a quantized KV cache "
-                     "(-ctk/-ctv q8_0)")
+    if settings.no_kv_offload:
+        notes.append("-nkvo: the KV cache is in RAM and attention runs on the CPU (slower decoding)")
+    if settings.split_mode == "row":
+        notes.append("-sm row is planned like -sm layer (row split spreads each matrix; the totals per GPU are "
+                     "close, but the KV cache and compute buffers sit on the main GPU)")
     has_accel = len(tgts) > 1
+    used = [d for d in p.devices if d.kind is not DeviceKind.CPU and d.total_bytes - d.extra_bytes > 0]
+    # llama-context.cpp: pipeline_parallel = n_devices > 1 && n_gpu_layers > n_layer && split_mode == LAYER
+    # && offload_kqv && !has_tensor_overrides (--n-cpu-moe adds overrides); the scheduler then keeps
+    # GGML_SCHED_MAX_COPIES (4) copies of the graph inputs (ggml-backend.cpp)
+    if (len(used) > 1 and p.gpu_layers > spec.n_layer and settings.split_mode == "layer"
+            and not settings.no_kv_offload and not settings.tensor_overrides and not p.n_cpu_moe):
+        notes.append("pipeline parallelism is on (several GPUs, all layers offloaded): llama.cpp keeps 4 copies "
+                     "of the compute graph's inputs, which these compute buffers do not include")
     gpu_max = ctx_max = None
+    capped = False
+    short = shortfall(p) if verdict is Verdict.NONE else 0
+    suggestions: tuple[str, ...] = ()
     if limits:
         gpu_max = max_ctx(spec, settings, hw, Verdict.GPU) if has_accel and settings.gpu_layers is None else None
         ctx_max = gpu_max if verdict is Verdict.GPU else max_ctx(spec, settings, hw, verdict)
-    return Plan(verdict=verdict, gpu_layers=p.gpu_layers, n_cpu_moe=min(p.n_cpu_moe, spec.n_layer),
+        train = spec.n_ctx_train * _seqs(settings)
+        capped = ctx_max is not None and spec.n_ctx_train > 0 and ctx_max >= train // 256 * 256
+        if capped and needs.ctx > (ctx_max or 0):
+            notes.append(f"max context stops at the training context ({spec.n_ctx_train:,} per sequence); the "
+                         f"requested {needs.ctx:,} is beyond it (llama.cpp warns; quality degrades without "
+                         "rope scaling)")
+        suggestions = (_nearest(spec, needs, settings, hw, p, short) if verdict is Verdict.NONE
+                       else _kv_suggestion(spec, needs, settings, hw, verdict))
+    if verdict is Verdict.NONE:
+        notes.append(f"does not fit: {_short_text(p)}")
+        if settings.mmap and not settings.mlock and _ram_short_only(p):
+            notes.append("llama.cpp maps the file (mmap), so it may still start and page weights from disk on "
+                         "every token: usable only as a last resort (--no-mmap or --mlock would refuse)")
+    return Plan(verdict=verdict, gpu_layers=p.gpu_layers, n_cpu_moe=min(p.n_cpu_moe, spec.n_layer) if experts else 0,
                 max_ctx=ctx_max, max_ctx_gpu=gpu_max, command=command(spec, needs, settings, p, model_arg, tgts),
-                devices=p.devices, notes=tuple(notes),
-                suggestions=_kv_suggestion(spec, needs, settings, hw, verdict) if limits else ())
+                devices=p.devices, notes=tuple(notes), suggestions=suggestions, shortfall_bytes=short,
+                max_ctx_capped=capped)
+
+
+def _short_text(p: Placement) -> str:
+    parts = [f"{d.name} is {(d.total_bytes - d.capacity_bytes) / GiB:.2f} GiB short" for d in p.devices
+             if d.capacity_bytes is not None and d.total_bytes > d.capacity_bytes]
+    return "; ".join(parts) + f" ({shortfall(p) / GiB:.2f} GiB missing in all)"
+
+
+def _ram_short_only(p: Placement) -> bool:
+    return all(d.kind is DeviceKind.CPU for d in p.devices
+               if d.capacity_bytes is not None and d.total_bytes > d.capacity_bytes)
+
+
+def _nearest(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, p: Placement,
+             short: int) -> tuple[str, ...]:
+    """What would make a plan that does not fit work: a shorter context, a q8_0 KV cache, more memory."""
+    out: list[str] = []
+    capacity = sum(d.capacity_bytes or 0 for d in p.devices)
+    fixed = needs.weights_bytes + sum(e.total_bytes for e in settings.extras)
+    if fixed > capacity:
+        out.append(f"nothing at any context: the weights alone need {fixed / GiB:.2f} GiB and this machine "
+                   f"offers {capacity / GiB:.2f} GiB; a smaller quant or more memory is needed")
+    else:
+        fits_ctx = max_ctx(spec, settings, hw, Verdict.CPU)
+        if fits_ctx:
+            out.append(f"runs at -c {fits_ctx} or less")
+        if {settings.cache_type_k, settings.cache_type_v} <= {"f16", "f32", "bf16"}:
+            q8 = replace(settings, cache_type_k="q8_0", cache_type_v="q8_0", flash_attn=FlashAttn.ON)
+            if verdict_of(best_placement(spec, estimate(spec, q8), q8, hw)) is not Verdict.NONE:
+                out.append("runs with -ctk q8_0 -ctv q8_0 -fa on (the KV cache at half size)")
+    out.append(f"or with {short / GiB:.2f} GiB more memory where it is short (see the placement)")
+    return tuple(out)
 

@@ -11,21 +11,26 @@ _MEM_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB]?)\s*$")
 
 
 def parse_ctx(text: str) -> int:
-    """'32k' and '32K' are 32768, '1M' is 1048576, '8192' is 8192 (llama.cpp's contexts are powers of two)."""
+    """'32k' and '32K' are 32768, '1M' is 1048576, '8192' is 8192 (llama.cpp's contexts are powers of two).
+    '0' is 0: the training context, as llama.cpp reads `-c 0` (common/arg.cpp: "0 = loaded from model")."""
     m = _CTX_RE.match(text)
     if not m:
         raise UsageError(f"bad context size {text!r}", hint="use a number of tokens such as 8192, 32k or 1M")
     value = float(m[1]) * {"": 1, "k": 1024, "m": 1024**2}[m[2].lower()]
-    if value < 1 or value != int(value):
-        raise UsageError(f"bad context size {text!r}", hint="a whole, positive number of tokens")
+    if value != int(value):
+        raise UsageError(f"bad context size {text!r}", hint="a whole number of tokens (0 = the training context)")
     return int(value)
 
 
 def parse_memory(text: str) -> int:
-    """Bytes. G, GiB, M, MiB, K, T are binary (powers of 1024); GB, MB, KB, TB are decimal; bare = bytes."""
+    """Bytes. G, GiB, M, MiB, K, T are binary (powers of 1024); GB, MB, KB, TB are decimal. A number without a
+    unit is refused (is `--vram 24` 24 bytes or 24 GiB?), except 0."""
     m = _MEM_RE.match(text)
     if not m:
         raise UsageError(f"bad memory size {text!r}", hint="use e.g. 24G, 24GiB, 24GB or 512M")
+    if not m[2] and not m[3] and float(m[1]) != 0:
+        raise UsageError(f"memory size {text!r} has no unit",
+                         hint=f"write {m[1]}G for GiB (binary) or {m[1]}GB for decimal gigabytes")
     prefix, suffix = m[2].lower(), m[3]
     decimal = suffix.lower() == "b" and prefix != ""
     base = 1000 if decimal else 1024

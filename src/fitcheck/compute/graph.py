@@ -89,7 +89,7 @@ def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_o
     shared = "ffn_up_shexp.weight" in have
     gated = "ffn_gate.weight" in have
     norm_w = bool(spec.metadata.get(f"{spec.architecture}.expert_weights_norm", features.expert_weights_norm))
-    n_ff_exp = int(spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length") or spec.n_ff)
+    n_ff_exp = _meta_int(spec, "expert_feed_forward_length") or spec.n_ff
 
     cur = embd
     for il in range(spec.n_layer):
@@ -182,16 +182,15 @@ def _attention(g: Graph, spec, s: Shape, x: Node, pos: Node, rots: tuple, idxs: 
 def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, mask: Node,
                    names: set[str], il: int) -> Node:
     """deepseek2's multi-head latent attention with the absorbed K/V projections (src/models/deepseek2.cpp)."""
-    meta, arch = spec.metadata, spec.architecture
     w, e, T, ns = g.external, spec.n_embd, s.tokens, s.n_stream
     n_head = max(spec.n_head)
-    rank = int(meta[f"{arch}.attention.kv_lora_rank"])
-    n_rot = int(meta.get(f"{arch}.rope.dimension_count") or 64)
-    qk_head = int(meta.get(f"{arch}.attention.key_length_mla") or spec.head_dim_k)
-    v_head = int(meta.get(f"{arch}.attention.value_length_mla") or spec.head_dim_v)
+    rank = _meta_int(spec, "attention.kv_lora_rank")
+    n_rot = _meta_int(spec, "rope.dimension_count") or 64
+    qk_head = _meta_int(spec, "attention.key_length_mla") or spec.head_dim_k
+    v_head = _meta_int(spec, "attention.value_length_mla") or spec.head_dim_v
     nope = qk_head - n_rot
     if f"blk.{il}.attn_q_a.weight" in names:
-        q_lora = int(meta.get(f"{arch}.attention.q_lora_rank") or 0)
+        q_lora = _meta_int(spec, "attention.q_lora_rank")
         qa = g.mul_mat(w("wq_a", (e, q_lora)), x)
         qa = g.same("MUL", g.same("RMS_NORM", qa), w("q_a_norm", (q_lora,)))
         q = g.mul_mat(w("wq_b", (q_lora, n_head * qk_head)), qa, f"q-{il}")
@@ -230,6 +229,12 @@ def _mla_attention(g: Graph, spec, s: Shape, x: Node, pos: Node, k_idxs: Node, m
     return o
 
 
+def _meta_int(spec: ModelSpec, key: str) -> int:
+    """An integer from the metadata, as the source checked it (sources.validate); 0 when absent."""
+    value = spec.metadata.get(f"{spec.architecture}.{key}")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def _is_contiguous(t: Node) -> bool:
     return t.nb == contiguous(t.ne, t.type)[1]
 
@@ -238,8 +243,8 @@ def _shared_ff(spec) -> int:
     value = spec.metadata.get(f"{spec.architecture}.expert_shared_feed_forward_length")
     if isinstance(value, int):
         return value
-    count = int(spec.metadata.get(f"{spec.architecture}.expert_shared_count") or 1)
-    return int(spec.metadata.get(f"{spec.architecture}.expert_feed_forward_length") or spec.n_ff) * count
+    count = _meta_int(spec, "expert_shared_count") or 1
+    return (_meta_int(spec, "expert_feed_forward_length") or spec.n_ff) * count
 
 
 def _dense_ffn(g: Graph, x: Node, n_ff: int, gated: bool, il: int) -> Node:

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +21,7 @@ from ..model import Hardware, QuantReport, QuantRow, Verdict
 from .json import SCHEMA_VERSION, range_dict, report_dict, sweep_list
 from .table import VERDICT_TEXT, gib, rate
 
+UNBOUNDED = 10_000  # measure a table's natural width, not the width it would be squeezed into
 VERDICT_STYLE = {Verdict.GPU: "green", Verdict.OFFLOAD: "yellow", Verdict.CPU: "yellow", Verdict.NONE: "red"}
 
 
@@ -60,14 +62,21 @@ def render_quants_table(table: QuantReport, width: int = 120, color: bool = True
                            f"{table.settings.cache_type_v} · flash-attn {'on' if first.needs.flash_attn else 'off'}"
                            f" · parallel {table.settings.parallel} · " + _hw_line(table.hardware), style="dim"))
     sweep_ctx = [row.ctx for row in first.sweep[1:]] if first is not None else []
-    grid = Table(box=box.SIMPLE_HEAVY, title="Quants (GiB, binary)", title_justify="left")
+    if sweep_ctx and first is not None:
+        console.print(Text(f"columns at ctx {first.needs.ctx:,} (the first of the sweep); verdicts at the others "
+                           "in the 'at' columns", style="dim"))
     columns = ["quant", "file type", "size", "weights", "KV", "total", "verdict", "GPU layers", "max ctx", "tok/s"]
     columns += [f"at {ctx:,}" for ctx in sweep_ctx]
-    for col in columns:
-        left = col in ("quant", "file type", "verdict") or col.startswith("at ")
-        grid.add_column(col, justify="left" if left else "right", no_wrap=True)
-    for i, r in enumerate(table.rows):
-        grid.add_row(*_cells(table, i, r), style="on grey23" if (i == table.best and color) else None)
+    cells = [_cells(table, i, r) for i, r in enumerate(table.rows)]
+    # a narrow terminal loses the least needed columns whole, never the figures inside the others
+    keep = list(columns)
+    for drop in _DROP_ORDER:
+        grid = _grid(table, keep, columns, cells, color)
+        if Measurement.get(console, console.options.update_width(UNBOUNDED), grid).maximum <= width:
+            break
+        keep.remove(drop)
+    else:
+        grid = _grid(table, keep, columns, cells, color)
     console.print(grid)
     console.print(Text("recommend  ", style="bold") + Text(recommendation(table)))
     if any(r.estimate for r in table.rows):
@@ -77,6 +86,27 @@ def render_quants_table(table: QuantReport, width: int = 120, color: bool = True
         for note in table.notes:
             console.print(Text(f"  • {note}"))
     return out.getvalue()
+
+
+_DROP_ORDER = ("file type", "weights", "KV", "tok/s", "size", "GPU layers")
+
+
+def _grid(table: QuantReport, keep: list[str], columns: list[str], cells: list[list[Any]], color: bool) -> Table:
+    grid = Table(box=box.SIMPLE_HEAVY, title="Quants (GiB, binary)", title_justify="left")
+    for col in keep:
+        left = col in ("quant", "file type", "verdict") or col.startswith("at ")
+        grid.add_column(col, justify="left" if left else "right", no_wrap=True)
+    index = [columns.index(col) for col in keep]
+    for i, row in enumerate(cells):
+        grid.add_row(*(row[k] for k in index), style="on grey23" if (i == table.best and color) else None)
+    return grid
+
+
+def _label(table: QuantReport, r: QuantRow) -> str:
+    """The quant tag; where two files share it (X-Q4_K_M.gguf, X-Q4_K_M-imat.gguf), the file name too."""
+    if r.file and sum(1 for q in table.rows if q.quant == r.quant) > 1:
+        return f"{r.quant} ({r.file.rsplit('/', 1)[-1]})"
+    return r.quant
 
 
 def _short_verdict(verdict: Verdict) -> Text:
@@ -89,7 +119,7 @@ def _cells(table: QuantReport, i: int, r: QuantRow) -> list[Any]:
     mark = "★ " if i == table.best else "  "
     n_total = spec.n_layer + 1
     cells: list[Any] = [
-        Text(mark + r.quant + (" ~" if r.estimate else ""), style="bold" if i == table.best else ""),
+        Text(mark + _label(table, r) + (" ~" if r.estimate else ""), style="bold" if i == table.best else ""),
         spec.file_type or "-", gib(r.size_bytes), gib(needs.weights_bytes), gib(needs.kv_cache_bytes),
         gib(needs.total_bytes), _short_verdict(plan.verdict),
         f"{min(plan.gpu_layers, n_total)}/{n_total}" if table.hardware.gpus else "-",

@@ -85,12 +85,17 @@ def _memory_table(report: Report) -> Table:
     rows = [("weights", needs.weights_bytes), ("KV cache", needs.kv_cache_bytes),
             ("recurrent state", needs.recurrent_state_bytes), ("compute buffer", needs.compute_bytes),
             ("output buffer", needs.output_bytes), ("overhead (GPU reserve)", needs.overhead_bytes)]
-    total = needs.total_bytes or 1
+    rows += [(f"{_EXTRA_LABEL.get(e.kind, e.kind)}", e.total_bytes) for e in report.settings.extras]
+    grand = needs.total_bytes + sum(e.total_bytes for e in report.settings.extras)
+    total = grand or 1
     for label, value in rows:
         if value or label in ("weights", "KV cache"):
             table.add_row(label, size(value), f"{value / total:.1%}")
-    table.add_row(Text("total", style="bold"), Text(size(needs.total_bytes), style="bold"), "100%")
+    table.add_row(Text("total", style="bold"), Text(size(grand), style="bold"), "100%")
     return table
+
+
+_EXTRA_LABEL = {"mmproj": "+ projector (--mmproj)", "draft": "+ draft model (-md)", "lora": "+ LoRA (--lora)"}
 
 
 def _device_table(report: Report) -> Table:
@@ -102,7 +107,7 @@ def _device_table(report: Report) -> Table:
         table.add_column(d.name, justify="right", overflow="fold")
     rows = [("weights", lambda d: d.weights_bytes), ("KV cache", lambda d: d.kv_cache_bytes),
             ("compute", lambda d: d.compute_bytes), ("other", lambda d: d.other_bytes),
-            ("reserve", lambda d: d.overhead_bytes)]
+            ("extras", lambda d: d.extra_bytes), ("reserve", lambda d: d.overhead_bytes)]
     for label, part in rows:
         if label in ("weights", "KV cache") or any(part(d) for d in devices):
             table.add_row(label, *(gib(part(d)) for d in devices))
@@ -128,13 +133,24 @@ def _verdict(report: Report) -> Group:
     plan, spec = report.plan, report.spec
     text, style = VERDICT_TEXT[plan.verdict]
     line = Text("verdict  ") + Text(text, style=style)
+    if not report.known_architecture:
+        line += Text(f"  (a guess: llama.cpp does not know '{spec.architecture}' and will not load it)",
+                     style="bold red")
     if plan.verdict is Verdict.OFFLOAD:
         line += Text(f"  ({plan.gpu_layers} of {spec.n_layer + 1} layers on GPU"
                      + (f", experts of {plan.n_cpu_moe} blocks in RAM" if plan.n_cpu_moe else "") + ")")
+    if plan.verdict is Verdict.NONE and plan.shortfall_bytes:
+        line += Text(f"  ({size(plan.shortfall_bytes)} short)")
     lines = [line]
     limits = []
+    seqs = 1 if report.settings.kv_unified else report.settings.parallel
     if plan.max_ctx:
-        limits.append(f"max context with this verdict {plan.max_ctx:,}")
+        limit = f"max context with this verdict {plan.max_ctx:,}"
+        if seqs > 1:
+            limit += f" in all ({plan.max_ctx // seqs:,} per slot × {seqs})"
+        if plan.max_ctx_capped:
+            limit += " (the training context: the most fitcheck offers)"
+        limits.append(limit)
     if plan.max_ctx_gpu and plan.max_ctx_gpu != plan.max_ctx:
         limits.append(f"all on GPU up to {plan.max_ctx_gpu:,}")
     if limits:
@@ -148,8 +164,12 @@ def _verdict(report: Report) -> Group:
             parts.append(f"reads prompts at {rate(speed.prompt_tokens_per_s)} tok/s")
         parts.append(f"limited by {speed.limited_by}")
         lines.append(Text("speed    " + " · ".join(parts)))
-    lines.append(Text("run      ") + Text(plan.command, style="cyan"))
-    lines += [Text("tip      ") + Text(tip, style="green") for tip in plan.suggestions]
+    if plan.verdict is Verdict.NONE:
+        lines.append(Text("run      nothing: it does not fit as asked", style="red"))
+        lines += [Text("nearest  ") + Text(tip, style="green") for tip in plan.suggestions]
+    else:
+        lines.append(Text("run      ") + Text(plan.command, style="cyan"))
+        lines += [Text("tip      ") + Text(tip, style="green") for tip in plan.suggestions]
     return Group(*lines)
 
 
@@ -161,9 +181,12 @@ def render_table(report: Report, width: int = 100, color: bool = True) -> str:
     console.print(_settings_line(report))
     if report.sweep:
         console.print(_sweep_table(report))
+        console.print(Text(f"details below: ctx {report.needs.ctx:,}, the first context of the sweep", style="bold"))
     console.print(_memory_table(report))
     console.print(_device_table(report))
-    console.print(_verdict(report))
+    for line in _verdict(report).renderables:
+        # the command is never wrapped: a copied or grepped line must be the whole command
+        console.print(line, soft_wrap=isinstance(line, Text) and line.plain.startswith("run "))
     if report.notes:
         console.print(Text("notes", style="bold"))
         for note in report.notes:

@@ -11,10 +11,11 @@ from typing import Any
 from .. import quant
 from ..errors import InputError
 from ..model import ModelSpec, Tensor
-from .gguf_header import ArraySummary, FileSource, GGUFHeader, parse_header
+from ..text import quoted, shown
+from . import validate
+from .gguf_header import FileSource, GGUFHeader, parse_header
 
 SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
-LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 
 
 def split_names(name: str) -> list[str] | None:
@@ -46,105 +47,77 @@ def load_local(path_text: str) -> ModelSpec:
             with FileSource(str(shard)) as source:
                 shards.append((parse_header(source, shard.name), source.size))
         except OSError as exc:
-            raise InputError(f"{shard}: cannot read ({exc.strerror or exc})") from exc
+            raise InputError(f"{shown(shard, 200)}: cannot read ({shown(exc.strerror or exc)})") from exc
     return build_spec(str(path), shards)
 
 
-def _int(meta: dict[str, Any], key: str, default: int = 0) -> int:
-    value = meta.get(key, default)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
-
-def per_layer(meta: dict[str, Any], key: str, n_layer: int, default: int) -> tuple[int, ...]:
-    """A hyperparameter that may be one number or an array with one entry per layer (llama.cpp get_key_or_arr)."""
-    value = meta.get(key, default)
-    if isinstance(value, list):
-        if len(value) != n_layer:
-            raise InputError(f"{key} has {len(value)} entries for {n_layer} layers")
-        return tuple(int(v) for v in value)
-    if isinstance(value, ArraySummary):
-        raise InputError(f"{key} is an array of {value.count} entries for {n_layer} layers")
-    return (int(value),) * n_layer
-
-
 def build_spec(ref: str, shards: Sequence[tuple[GGUFHeader, int | None]]) -> ModelSpec:
-    """Merge one or more shard headers into a ModelSpec; note files shorter than their tensors need."""
+    """Merge one or more shard headers into a ModelSpec; note files shorter than their tensors need.
+
+    Every value is checked on the way (sources.validate): what a stranger's header claims reaches the
+    estimator only once it is known to be well-typed, in range and consistent with the tensors present."""
+    where = shown(ref, 200)
     meta: dict[str, Any] = dict(shards[0][0].metadata)
-    arch = meta.get("general.architecture")
-    if not isinstance(arch, str):
-        raise InputError(f"{ref}: GGUF has no general.architecture",
+    if not isinstance(meta.get("general.architecture"), str):
+        raise InputError(f"{where}: GGUF has no general.architecture",
                          hint="is this a model file (not a LoRA or mmproj)?")
+    arch = validate.architecture(where, meta["general.architecture"])
     notes: list[str] = []
-    expected_shards = _int(meta, "split.count", 1)
+    expected_shards = validate.Checker(where, meta).get_int("split.count", 1, 0, validate.MAX_SHARDS)
     if expected_shards > len(shards):
-        raise InputError(f"{ref}: this is shard 1 of {expected_shards} but the name has no -0000N-of-0000M suffix",
+        raise InputError(f"{where}: this is shard 1 of {expected_shards} but the name has no -0000N-of-0000M suffix",
                          hint="keep llama.cpp's split file names")
 
     tensors: list[Tensor] = []
+    seen: set[str] = set()
     total_file = 0
     for header, file_size in shards:
         end = header.data_offset
+        expected_offset = 0
         for info in header.tensors:
+            name, layer = validate.tensor_name(where, info.name)
+            if name in seen:
+                raise validate.Checker(where, {}).fail(f"tensor {quoted(name)} appears twice")
+            seen.add(name)
             try:
                 ttype = quant.tensor_type(info.type_id)
-            except KeyError:
-                raise InputError(f"{ref}: tensor {info.name} has unknown ggml type {info.type_id}",
+            except (KeyError, TypeError):
+                raise InputError(f"{where}: tensor {quoted(name)} has unknown ggml type {shown(info.type_id)}",
                                  hint="a newer llama.cpp type? update fitcheck") from None
-            n = 1
-            for d in info.dims:
-                n *= d
+            n = validate.tensor_shape(where, name, info.dims, ttype.block_size)
             size = quant.row_size(ttype.name, n)
+            if info.offset != expected_offset:  # gguf.cpp: tensors are laid out in order, each aligned
+                raise validate.Checker(where, {}).fail(
+                    f"tensor {quoted(name)} has data offset {shown(info.offset)}, expected {expected_offset}")
+            expected_offset += (size + header.alignment - 1) // header.alignment * header.alignment
             end = max(end, header.data_offset + info.offset + size)
-            m = LAYER_RE.match(info.name)
-            tensors.append(Tensor(info.name, ttype.name, info.dims, size, int(m.group(1)) if m else None))
+            tensors.append(Tensor(name, ttype.name, info.dims, size, layer))
         total_file += end
         if file_size is not None and file_size < end:
             notes.append(f"file holds {file_size:,} of the {end:,} bytes its tensors need "
                          "(an incomplete download, or a header-only file)")
 
-    n_layer = _int(meta, f"{arch}.block_count")
-    if n_layer <= 0:
-        raise InputError(f"{ref}: {arch}.block_count is missing", hint="not a llama.cpp model GGUF?")
-    n_embd = _int(meta, f"{arch}.embedding_length")
-    n_head = per_layer(meta, f"{arch}.attention.head_count", n_layer, 0)
-    n_head_kv = per_layer(meta, f"{arch}.attention.head_count_kv", n_layer, max(n_head))
-    head_max = max(n_head) or 1
-    head_dim_k = _int(meta, f"{arch}.attention.key_length", n_embd // head_max)
-    head_dim_v = _int(meta, f"{arch}.attention.value_length", n_embd // head_max)
-    n_vocab = _vocab_size(meta, arch, tensors)
-    n_ff_values = per_layer(meta, f"{arch}.feed_forward_length", n_layer, 0)
-    name = meta.get("general.name") or os.path.basename(ref)
+    hp = validate.gguf_hparams(where, arch, meta, tensors)
+    title = meta.get("general.name")
     return ModelSpec(
         ref=ref,
-        name=str(name),
+        name=shown(title if isinstance(title, str) and title else os.path.basename(ref)),
         architecture=arch,
-        file_type=quant.file_type_name(meta.get("general.file_type")),
-        n_layer=n_layer,
-        n_ctx_train=_int(meta, f"{arch}.context_length", 4096),
-        n_embd=n_embd,
-        n_head=n_head,
-        n_head_kv=n_head_kv,
-        head_dim_k=head_dim_k,
-        head_dim_v=head_dim_v,
-        n_vocab=n_vocab,
+        file_type=quant.file_type_name(hp.file_type),
+        n_layer=hp.n_layer,
+        n_ctx_train=hp.n_ctx_train,
+        n_embd=hp.n_embd,
+        n_head=hp.n_head,
+        n_head_kv=hp.n_head_kv,
+        head_dim_k=hp.head_dim_k,
+        head_dim_v=hp.head_dim_v,
+        n_vocab=hp.n_vocab,
         tensors=tuple(tensors),
         file_size_bytes=total_file,
-        n_expert=_int(meta, f"{arch}.expert_count"),
-        n_expert_used=_int(meta, f"{arch}.expert_used_count"),
-        n_ff=max(n_ff_values),
-        sliding_window=_int(meta, f"{arch}.attention.sliding_window"),
-        metadata={k: v for k, v in meta.items() if not isinstance(v, (list, ArraySummary)) or len(v) <= 4096},
+        n_expert=hp.n_expert,
+        n_expert_used=hp.n_expert_used,
+        n_ff=hp.n_ff,
+        sliding_window=hp.sliding_window,
+        metadata=hp.metadata,
         notes=tuple(notes),
     )
-
-
-def _vocab_size(meta: dict[str, Any], arch: str, tensors: list[Tensor]) -> int:
-    tokens = meta.get("tokenizer.ggml.tokens")
-    if tokens is not None:
-        return len(tokens)
-    if f"{arch}.vocab_size" in meta:
-        return _int(meta, f"{arch}.vocab_size")
-    for t in tensors:  # token_embd is [n_embd, n_vocab]
-        if t.name == "token_embd.weight" and len(t.shape) == 2:
-            return t.shape[1]
-    return 0

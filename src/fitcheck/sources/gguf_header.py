@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import InputError
+from ..text import shown
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -20,6 +21,7 @@ GGML_MAX_DIMS = 4
 MAX_KV_COUNT = 1 << 20
 MAX_TENSOR_COUNT = 1 << 24
 MAX_STRING_BYTES = 1 << 24  # a single metadata string (chat templates are ~10 KiB)
+MAX_NAME_BYTES = 1 << 16  # a key or a tensor name (real ones are under 100 bytes; ggml's tensor names under 64)
 SMALL_ARRAY = 4096  # arrays up to this many elements are kept; longer ones are summarised
 UNKNOWN_SIZE_CAP = 1 << 36  # sanity bound when the source cannot tell its size
 
@@ -73,7 +75,7 @@ class _Cursor:
 
     def __init__(self, source: ByteSource, name: str, readahead: int) -> None:
         self.source = source
-        self.name = name
+        self.name = shown(name, 200)  # a file name or URL: untrusted text in every message
         self.readahead = readahead
         self.limit = source.size if source.size is not None else UNKNOWN_SIZE_CAP
         self.pos = 0
@@ -109,9 +111,9 @@ class _Cursor:
         size = struct.calcsize("<" + fmt)
         return struct.unpack("<" + fmt, self.take(size, what))[0]
 
-    def string(self, what: str) -> str:
+    def string(self, what: str, limit: int = MAX_STRING_BYTES) -> str:
         length = self.unpack("Q", what + " length")
-        if length > MAX_STRING_BYTES:
+        if length > limit:
             self.need(length, what)  # a real file may have it; a corrupt length fails here, unallocated
             raise self._corrupt(f"{what} of {length} bytes")
         return self.take(length, what).decode("utf-8", errors="replace")
@@ -168,11 +170,11 @@ def parse_header(source: ByteSource, name: str, readahead: int = 1 << 20) -> GGU
     """Parse metadata and tensor infos; never touches the tensor data."""
     cur = _Cursor(source, name, readahead)
     if (source.size is not None and source.size < 4) or cur.take(min(4, cur.limit), "magic") != GGUF_MAGIC:
-        raise InputError(f"{name}: not a GGUF file (no GGUF magic)",
+        raise InputError(f"{cur.name}: not a GGUF file (no GGUF magic)",
                          hint="fitcheck reads .gguf files; convert safetensors with llama.cpp's convert_hf_to_gguf.py")
     version = cur.unpack("I", "version")
     if version not in (2, 3):
-        raise InputError(f"{name}: unsupported GGUF version {version}", hint="fitcheck reads GGUF v2 and v3")
+        raise InputError(f"{cur.name}: unsupported GGUF version {version}", hint="fitcheck reads GGUF v2 and v3")
     n_tensors = cur.unpack("Q", "tensor count")
     n_kv = cur.unpack("Q", "metadata count")
     if n_kv > MAX_KV_COUNT or n_tensors > MAX_TENSOR_COUNT:
@@ -181,25 +183,28 @@ def parse_header(source: ByteSource, name: str, readahead: int = 1 << 20) -> GGU
 
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
-        key = cur.string("metadata key")
-        type_id = cur.unpack("I", key + " type")
-        metadata[key] = _value(cur, type_id, key)
+        key = cur.string("metadata key", MAX_NAME_BYTES)
+        label = shown(key)  # the key in messages: escaped and cut
+        type_id = cur.unpack("I", label + " type")
+        metadata[key] = _value(cur, type_id, label)
 
     cur.need(n_tensors * 29, "tensor infos")  # name length, n_dims, one dim, type, offset, at least
     tensors = []
     for _ in range(n_tensors):
-        tname = cur.string("tensor name")
-        n_dims = cur.unpack("I", tname + " n_dims")
+        tname = cur.string("tensor name", MAX_NAME_BYTES)
+        label = shown(tname)
+        n_dims = cur.unpack("I", label + " n_dims")
         if not 1 <= n_dims <= GGML_MAX_DIMS:
-            raise cur._corrupt(f"tensor {tname} has {n_dims} dimensions")
-        dims = struct.unpack(f"<{n_dims}Q", cur.take(8 * n_dims, tname + " dims"))
-        type_id = cur.unpack("I", tname + " type")
-        offset = cur.unpack("Q", tname + " offset")
+            raise cur._corrupt(f"tensor {label} has {n_dims} dimensions")
+        dims = struct.unpack(f"<{n_dims}Q", cur.take(8 * n_dims, label + " dims"))
+        type_id = cur.unpack("I", label + " type")
+        offset = cur.unpack("Q", label + " offset")
         tensors.append(TensorInfo(tname, tuple(dims), type_id, offset))
 
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-        raise cur._corrupt(f"general.alignment {alignment!r} is not a power of two")
+    if (isinstance(alignment, bool) or not isinstance(alignment, int) or not 0 < alignment < 1 << 32
+            or alignment & (alignment - 1)):
+        raise cur._corrupt(f"general.alignment {shown(alignment)} is not a power of two")
     data_offset = (cur.pos + alignment - 1) // alignment * alignment
     return GGUFHeader(version, metadata, tuple(tensors), alignment, cur.pos, data_offset)
 
