@@ -225,3 +225,27 @@ def test_retries_print_nothing(hub: FakeHub, monkeypatch, capfd):
     assert load_model("hf:org/Tiny-GGUF:Q2_K").spec.file_type == "Q2_K"
     assert [r.status for r in hub.requests if r.path.startswith("/cdn/")][:2] == [503, 206]
     assert capfd.readouterr().err == ""  # huggingface_hub's retry warnings name the signed URL
+
+
+def test_a_later_shard_reads_the_whole_split_model(hub: FakeHub, files):
+    shards = sorted(n for n in files if "-of-" in n)
+    whole = load_model(f"hf:org/Tiny-GGUF/BF16/{shards[0]}").spec
+    later = load_model(f"hf:org/Tiny-GGUF/BF16/{shards[-1]}")
+    assert later.spec.tensors == whole.tensors
+    assert later.model_arg == ["-hf", "org/Tiny-GGUF:BF16"]
+    assert any("one shard of a split model" in n and shards[0] in n for n in later.spec.notes)
+
+
+def test_a_tag_naming_two_files_says_which_was_read(hub: FakeHub, files):
+    for name in ("Tiny-Q4_K_M.gguf", "Tiny-Q4_K_M-imat.gguf"):
+        hub.add_file("org/TwoTags", name, files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+    model = load_model("hf:org/TwoTags:Q4_K_M")
+    note = next(n for n in model.spec.notes if "names 2 files" in n)
+    assert "read Tiny-Q4_K_M.gguf" in note and "Tiny-Q4_K_M-imat.gguf" in note
+
+
+def test_a_repository_page_url_is_the_repo(hub: FakeHub):
+    page = f"{hub.endpoint}/org/Tiny-GGUF"
+    for url in (page, page + "/", page + "/tree/main"):
+        found = resolve(url)
+        assert isinstance(found, QuantSet) and {c.quant for c in found.choices} >= {"Q4_K_M", "Q8_0"}, url

@@ -169,6 +169,11 @@ def gguf_groups(listing: Listing) -> list[GGUFGroup]:
 
 def match_tag(groups: Sequence[GGUFGroup], tag: str, repo: str) -> GGUFGroup:
     """The GGUF a llama.cpp-style quant tag names (case-insensitive): its label, else a name token."""
+    return matches_for_tag(groups, tag, repo)[0]
+
+
+def matches_for_tag(groups: Sequence[GGUFGroup], tag: str, repo: str) -> list[GGUFGroup]:
+    """Every GGUF a quant tag names, the one fitcheck reads first (shallowest, then shortest path)."""
     tag = tag.upper()
     exact = [g for g in groups if (g.label or "").upper() == tag]
     if not exact:
@@ -178,7 +183,7 @@ def match_tag(groups: Sequence[GGUFGroup], tag: str, repo: str) -> GGUFGroup:
         labels = sorted({g.label for g in groups if g.label})
         raise HubError(f"hf:{repo}: no GGUF for the quant tag {tag}",
                        hint="available: " + ", ".join(labels) if labels else "this repo has no quant-tagged GGUFs")
-    return min(exact, key=lambda g: (g.path.count("/"), len(g.path), g.path))
+    return sorted(exact, key=lambda g: (g.path.count("/"), len(g.path), g.path))
 
 
 def read_gguf_header(listing: Listing, f: RepoFile, stats: list[dict[str, Any]] | None = None,
@@ -354,12 +359,23 @@ def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None
             raise HubError(f"{ref}: no file {ref.path} in the repository",
                            hint="available quants: " + ", ".join(labels) if labels
                            else "list the repo's files on the Hub")
-        group = next((g for g in groups if g.path == ref.path), None) or GGUFGroup((f,), quant_label(f.path))
+        group = next((g for g in groups if g.path == ref.path), None)
+        if group is None:  # a later shard of a split model: llama.cpp loads it from the first one
+            group = next((g for g in groups if any(s.path == ref.path for s in g.files)), None)
+            if group is not None:
+                notes.append(f"{os.path.basename(ref.path)} is one shard of a split model: read from its first "
+                             f"shard {os.path.basename(group.path)}, with every shard")
+        group = group or GGUFGroup((f,), quant_label(f.path))
         return _single(listing, group, str(ref), notes, stats)
     if ref.tag:
         if not groups:
             raise HubError(f"{ref}: the repository has no GGUF files", hint="try hf:" + ref.repo)
-        return _single(listing, match_tag(groups, ref.tag, ref.repo), str(ref), notes, stats)
+        found = matches_for_tag(groups, ref.tag, ref.repo)
+        if len(found) > 1:
+            others = ", ".join(g.path for g in found[1:4]) + (" …" if len(found) > 4 else "")
+            notes.append(f"the tag {ref.tag} names {len(found)} files: read {found[0].path} (also {others}); "
+                         f"name one with hf:{ref.repo}/FILE")
+        return _single(listing, found[0], str(ref), notes, stats)
     if not groups:
         return None
     loaded = load_groups(listing, groups, progress=progress, stats=stats)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .hf import HubRef
 
 HUB_URL_RE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/(?:resolve|blob)/(?P<rev>[^/]+)/(?P<path>.+)$")
+# a repository page (https://huggingface.co/org/repo, .../tree/rev): every quant, as hf:org/repo[@rev]
+HUB_PAGE_RE = re.compile(r"^/(?P<repo>[^/]+/[^/]+?)/?(?:/tree/(?P<rev>[^/]+)/?)?$")
 
 
 def resolve(ref: str, *, progress: Progress | None = None,
@@ -52,14 +54,18 @@ def load_model(ref: str) -> Model:
 
 
 def hub_url_ref(url: str) -> HubRef | None:
-    """The `hf:` reference a URL on the Hub endpoint names (a .gguf file), or None for any other URL."""
+    """The `hf:` reference a URL on the Hub endpoint names (a .gguf file, or a repository page), or None."""
     from .hf import HubRef
     from .settings import endpoint
     from .transport import origin
 
     if origin(url) != origin(endpoint()):
         return None
-    m = HUB_URL_RE.match(unquote(urlparse(url).path))
+    path = unquote(urlparse(url).path)
+    page = HUB_PAGE_RE.match(path)
+    if page and not page["repo"].startswith(("api/", "datasets/", "spaces/")):
+        return HubRef(page["repo"], None if page["rev"] in (None, "main") else page["rev"])
+    m = HUB_URL_RE.match(path)
     if not m or not m["path"].lower().endswith(".gguf"):
         return None
     return HubRef(m["repo"], None if m["rev"] == "main" else m["rev"], None, m["path"])
