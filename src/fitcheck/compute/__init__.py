@@ -10,8 +10,10 @@ Pure: no I/O beyond reading the packaged coefficient table.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .. import archs
 from ..context import Context, kv_cells
@@ -81,10 +83,40 @@ def compute_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn:
     device, layer, host = stage.peak(f, coefficients)
     if method is archs.Compute.GRAPH:
         shape = graph_shape(f, c, settings)
-        features_ = archs.graph_features(spec)
-        device = graph.build_transformer(spec, shape, features_).buffer_size()
-        layer = graph.build_transformer(spec, shape, features_, with_output=False).buffer_size()
+        device, layer = _replayed(spec, shape)
     return ComputeBuffers(device, layer, host, method, calibrated_error is not None or method is archs.Compute.GRAPH)
+
+
+_REPLAYED: OrderedDict[tuple[Any, ...], tuple[int, int]] = OrderedDict()
+_REPLAY_MEMO = 512
+
+
+def _replayed(spec: ModelSpec, shape: graph.Shape) -> tuple[int, int]:
+    """The replayed buffers (with and without the output head), remembered per graph: the quants of one model,
+    its sweep and its context search share shapes, and weights' types never enter the graph."""
+    key = (_graph_key(spec), shape)
+    found = _REPLAYED.get(key)
+    if found is None:
+        features_ = archs.graph_features(spec)
+        found = (graph.build_transformer(spec, shape, features_).buffer_size(),
+                 graph.build_transformer(spec, shape, features_, with_output=False).buffer_size())
+        _REPLAYED[key] = found
+        if len(_REPLAYED) > _REPLAY_MEMO:
+            _REPLAYED.popitem(last=False)
+    else:
+        _REPLAYED.move_to_end(key)
+    return found
+
+
+def _graph_key(spec: ModelSpec) -> tuple[Any, ...]:
+    """Everything of a spec the graph builder reads: shapes and names, hyperparameters, the architecture's
+    scalar metadata; not the weights' types or sizes (external to the compute buffer)."""
+    prefix = spec.architecture + "."
+    scalars = tuple(sorted((k, v) for k, v in spec.metadata.items()
+                           if k.startswith(prefix) and isinstance(v, (int, float, str, bool))))
+    return (spec.architecture, spec.n_layer, spec.n_embd, spec.n_head, spec.n_head_kv, spec.head_dim_k,
+            spec.head_dim_v, spec.n_vocab, spec.n_ff, spec.n_expert, spec.n_expert_used,
+            tuple((t.name, t.shape) for t in spec.tensors), scalars)
 
 
 def stage_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
