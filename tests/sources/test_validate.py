@@ -93,6 +93,13 @@ def test_experts_claimed_beyond_the_count(make_gguf):
         _load(make_gguf, meta, tensors, arch="qwen3moe")
 
 
+def test_implausibly_many_experts_per_token(make_gguf):
+    meta, tensors = synth.moe_layout(n_layer=2, n_embd=256, n_head=4, n_head_kv=2, head_dim=64, n_expert=128,
+                                     n_expert_used=65, n_ff_exp=256, n_vocab=300)
+    with pytest.raises(InputError, match=r"expert_used_count = 65 is out of range \(expected 0\.\.64\)"):
+        _load(make_gguf, meta, tensors, arch="qwen3moe")
+
+
 def test_expert_routers_without_used_experts(make_gguf):
     meta, tensors = synth.moe_layout(n_layer=2, n_embd=256, n_head=4, n_head_kv=2, head_dim=64, n_expert=8,
                                      n_expert_used=2, n_ff_exp=256, n_vocab=300)

@@ -193,7 +193,7 @@ def native_spec(ref: str, config: dict[str, Any], tensors: dict[str, list[Any]])
             f"num_hidden_layers is {n_layer} but the safetensors files hold tensors for {len(present)} of those "
             "layers", hint="a repo with some weight files missing, or a config.json of another model")
     n_expert = get(("num_local_experts", "num_experts", "n_routed_experts"), 0, 0, MAX_EXPERTS)
-    n_expert_used = get(("num_experts_per_tok",), 0, 0, MAX_EXPERTS)
+    n_expert_used = get(("num_experts_per_tok",), 0, 0, validate.MAX_EXPERTS_USED)
     if n_expert_used > n_expert:
         n_expert_used = 0  # a dense config that names a default top-k
     return ModelSpec(

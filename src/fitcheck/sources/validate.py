@@ -23,6 +23,7 @@ MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS (src/llama-hparams.h): it refus
 MAX_DIM = 1 << 20  # widths: embedding, feed-forward, head dims, ranks (largest published ~60k)
 MAX_HEADS = 1 << 14
 MAX_EXPERTS = 1024  # llama.cpp's LLAMA_MAX_EXPERTS
+MAX_EXPERTS_USED = 64  # published MoE models route each token to at most ~16; the compute graph grows with it
 MAX_VOCAB = 1 << 24
 MAX_CTX = 1 << 32
 MAX_SMALL = 1 << 16  # conv kernels, token shifts, intervals, gating function ids
@@ -52,7 +53,7 @@ ARCH_KEYS: dict[str, tuple[str, int, int]] = {
     "attention.causal": (_BOOL, 0, 1),
     "rope.dimension_count": (_INT, 0, MAX_DIM),
     "expert_count": (_INT, 0, MAX_EXPERTS),
-    "expert_used_count": (_INT, 0, MAX_EXPERTS),
+    "expert_used_count": (_INT, 0, MAX_EXPERTS_USED),
     "expert_shared_count": (_INT, 0, MAX_EXPERTS),
     "expert_feed_forward_length": (_INT, 0, MAX_DIM),
     "expert_shared_feed_forward_length": (_INT, 0, MAX_DIM),
