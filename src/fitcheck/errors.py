@@ -29,5 +29,10 @@ class HubError(SourceError):
     """The Hugging Face Hub or an HTTP server failed or refused (exit 3)."""
 
 
+class HubUnavailable(HubError):
+    """The Hub could not be reached or failed on its side (network, timeout, 5xx, 429): a cached answer may
+    stand in (exit 3 when none does)."""
+
+
 class ProbeError(FitcheckError):
     """The hardware could not be read (exit 3). Usually degraded to a note instead."""

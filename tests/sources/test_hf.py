@@ -153,7 +153,7 @@ def test_server_error_timeout_and_retry(hub: FakeHub, monkeypatch):
     hub.delay.clear()
     hub.fail["/api/models/"] = 503
     with pytest.raises(HubError, match="HTTP 503"):
-        load_model("hf:org/Tiny-GGUF:Q4_K_M")
+        load_model("hf:org/Qwen-GGUF:Q4_K_M")  # never listed here: no cached listing to fall back on
 
 
 def test_retry_recovers_from_one_server_error(hub: FakeHub, monkeypatch):
@@ -249,3 +249,13 @@ def test_a_repository_page_url_is_the_repo(hub: FakeHub):
     for url in (page, page + "/", page + "/tree/main"):
         found = resolve(url)
         assert isinstance(found, QuantSet) and {c.quant for c in found.choices} >= {"Q4_K_M", "Q8_0"}, url
+
+
+def test_hub_down_with_a_warm_cache_answers_from_the_cache(hub: FakeHub):
+    first = load_model("hf:org/Tiny-GGUF:Q8_0").spec
+    hub.fail["/api/models/"] = 503  # the listing fails; the header is cached
+    again = load_model("hf:org/Tiny-GGUF:Q8_0").spec
+    assert again.tensors == first.tensors
+    assert any("could not be reached" in n and "HF_HUB_OFFLINE=1" in n for n in again.notes)
+    with pytest.raises(HubError, match="server error"):
+        load_model("hf:org/Qwen-GGUF:Q4_K_M")  # never listed: nothing to fall back on

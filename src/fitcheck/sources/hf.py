@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._version import __version__
-from ..errors import FitcheckError, HubError, InputError
+from ..errors import FitcheckError, HubError, HubUnavailable, InputError
 from ..model import ModelSpec
 from . import cache, settings, transport
 from .gguf import build_spec, split_names
@@ -81,6 +81,7 @@ class Listing:
     revision: str | None
     commit: str
     files: tuple[RepoFile, ...]
+    notes: tuple[str, ...] = ()  # e.g. answered from the cache because the Hub could not be reached
 
     def get(self, path: str) -> RepoFile | None:
         return next((f for f in self.files if f.path == path), None)
@@ -101,8 +102,18 @@ def list_repo(repo: str, revision: str | None) -> Listing:
         files = tuple(RepoFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs else s.blob_id) for s in info.siblings or [])
         return Listing(repo, revision, info.sha or revision or "main", files)
 
-    return cache.cached("listing", (settings.endpoint(), repo, revision or "main"), fetch, what=f"hf:{repo}",
-                        encode=_listing_to_json, decode=_listing_from_json, reuse_online=False)
+    key = (settings.endpoint(), repo, revision or "main")
+    try:
+        return cache.cached("listing", key, fetch, what=f"hf:{repo}", encode=_listing_to_json,
+                            decode=_listing_from_json, reuse_online=False)
+    except HubUnavailable as exc:
+        stored = cache.get("listing", *key)
+        if stored is None:
+            raise
+        # the Hub is down or unreachable but this repo was listed before: its cached headers can answer
+        listing = _listing_from_json(stored)
+        return replace(listing, notes=(f"the Hub could not be reached ({exc}); answered from fitcheck's cache of "
+                                       f"commit {listing.commit[:12]} (HF_HUB_OFFLINE=1 skips the network)",))
 
 
 def _listing_to_json(listing: Listing) -> dict[str, Any]:
@@ -342,9 +353,12 @@ def load_groups(listing: Listing, groups: Sequence[GGUFGroup], *, progress: Prog
 # -- a reference to one model, or to the repo's quants -------------------------------------------------------------
 
 def revision_notes(ref: HubRef, listing: Listing) -> list[str]:
-    if not ref.revision:
-        return []
-    return [f"revision {ref.revision} (commit {listing.commit[:12]}): llama.cpp's -hf reads the default branch"]
+    """What every model of this listing says about where it came from (a revision, a cached listing)."""
+    notes = list(listing.notes)
+    if ref.revision:
+        notes.append(f"revision {ref.revision} (commit {listing.commit[:12]}): llama.cpp's -hf reads the default "
+                     "branch")
+    return notes
 
 
 def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None,

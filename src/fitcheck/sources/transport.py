@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlparse
 
-from ..errors import FitcheckError, HubError
+from ..errors import FitcheckError, HubError, HubUnavailable
 from ..text import shown
 from . import settings
 
@@ -83,6 +83,7 @@ class _Rule:
     text: str  # after "{what}: "; {status}, {timeout} and {exc} (the exception's class name) are filled in
     hint: str | None = None
     hint_with_token: str | None = None  # where a token was sent and the advice differs
+    unavailable: bool = False  # the Hub could not answer (not a refusal): a cached answer may stand in
 
 
 @cache
@@ -111,19 +112,23 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(lambda f: f.code == "EntryNotFound" or f.status == 404, "file not found (HTTP {status})",
               "check the path in the repository"),
         _Rule(lambda f: f.status == 403, "access forbidden (HTTP 403)", "check that the token can read this repo"),
-        _Rule(lambda f: f.status == 429, "rate limited by the server (HTTP 429)", "wait a minute and retry"),
-        _Rule(lambda f: (f.status or 0) >= 500, "server error (HTTP {status})", "the server failed; retry later"),
+        _Rule(lambda f: f.status == 429, "rate limited by the server (HTTP 429)", "wait a minute and retry",
+              unavailable=True),
+        _Rule(lambda f: (f.status or 0) >= 500, "server error (HTTP {status})", "the server failed; retry later",
+              unavailable=True),
         _Rule(lambda f: f.status is not None, "HTTP {status}"),
         _Rule(raised(OfflineModeIsEnabled), settings.NOT_CACHED, settings.OFFLINE_HINT),
         _Rule(raised(httpx.TimeoutException), "timed out after {timeout:g} s",
-              "slow network? set FITCHECK_HTTP_TIMEOUT"),
+              "slow network? set FITCHECK_HTTP_TIMEOUT", unavailable=True),
         _Rule(raised(TooSlow), "the server sent its answer too slowly (not complete after {deadline:g} s)",
-              "slow network? set FITCHECK_HTTP_DEADLINE"),
+              "slow network? set FITCHECK_HTTP_DEADLINE", unavailable=True),
         _Rule(raised(httpx.TooManyRedirects), "too many redirects (a redirect loop?)",
               "check the URL and HF_ENDPOINT"),
         _Rule(raised(httpx.RemoteProtocolError), "the server closed the connection mid-answer ({exc})",
-              "retry later; a proxy may be cutting the connection"),
-        _Rule(raised(httpx.HTTPError), "network error ({exc})", "check the connection, HF_ENDPOINT and proxy settings"),
+              "retry later; a proxy may be cutting the connection", unavailable=True),
+        _Rule(raised(httpx.HTTPError), "network error ({exc})",
+              "check the connection, HF_ENDPOINT and proxy settings; HF_HUB_OFFLINE=1 answers from fitcheck's "
+              "cache alone", unavailable=True),
         _Rule(lambda f: True, "the server's answer could not be read ({exc})"),
     )
 
@@ -160,7 +165,8 @@ def failure(exc: BaseException, what: str, *, has_token: bool) -> HubError:
     wait = retry_after(exc)
     if wait is not None and f.status in RETRY_STATUS:
         hint = f"the server asks to wait {wait:g} s; " + (hint or "retry later")
-    return HubError(f"{shown(what, 200)}: {text}", hint=hint)
+    kind = HubUnavailable if rule.unavailable else HubError
+    return kind(f"{shown(what, 200)}: {text}", hint=hint)
 
 
 def retry_after(exc: BaseException) -> float | None:
