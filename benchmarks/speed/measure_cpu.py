@@ -3,6 +3,7 @@
     /tmp/venv/bin/python benchmarks/speed/measure_cpu.py                   # build if needed, all models
     /tmp/venv/bin/python benchmarks/speed/measure_cpu.py qwen3-4b-q4_k_m   # some models (merged into the results)
     options: --reps N (llama-bench -r, default 5)  --clean (delete the big GGUFs afterwards)  --no-bandwidth
+             --no-compare (skip compare_cpu.py, which otherwise checks fitcheck's prediction at the end)
              --append (keep the earlier runs' attempts and pool them: a further pass)  --reverse (models in reverse)
              --resummarize (only recompute results from the stored attempts)  --table (CPU.md's table)
              --wait S (how long to wait for a quiet machine before each llama-bench, default 240)
@@ -582,6 +583,10 @@ def main(argv: list[str]) -> None:
     RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {RESULTS}: {len(runs)} runs; total {time.time() - t0:.0f}s")
     print_table(runs)
+    if "--no-compare" not in argv:  # fitcheck's prediction for the same runs, in the same run
+        import compare_cpu
+
+        compare_cpu.main()
 
 
 if __name__ == "__main__":
