@@ -20,6 +20,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import FitcheckError, HubError, HubUnavailable, InputError
 from ..model import ModelSpec
+from ..text import shown
 from . import cache, settings, transport
 from .gguf import build_spec, split_names
 from .gguf_header import GGUFHeader
@@ -342,7 +343,7 @@ def load_groups(listing: Listing, groups: Sequence[GGUFGroup], *, progress: Prog
         if isinstance(result, ModelSpec):
             out.specs.append((group, result))
         elif result is not None:
-            out.notes.append(f"skipped {group.path}: {result}")
+            out.notes.append(f"skipped {shown(group.path)}: {result}")
     if not out.specs:
         first = next((r for r in results.values() if isinstance(r, FitcheckError)), None)
         if first is not None:
@@ -377,8 +378,8 @@ def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None
         if group is None:  # a later shard of a split model: llama.cpp loads it from the first one
             group = next((g for g in groups if any(s.path == ref.path for s in g.files)), None)
             if group is not None:
-                notes.append(f"{os.path.basename(ref.path)} is one shard of a split model: read from its first "
-                             f"shard {os.path.basename(group.path)}, with every shard")
+                notes.append(f"{shown(os.path.basename(ref.path))} is one shard of a split model: read from its "
+                             f"first shard {shown(os.path.basename(group.path))}, with every shard")
         group = group or GGUFGroup((f,), quant_label(f.path))
         return _single(listing, group, str(ref), notes, stats)
     if ref.tag:
@@ -386,9 +387,9 @@ def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None
             raise HubError(f"{ref}: the repository has no GGUF files", hint="try hf:" + ref.repo)
         found = matches_for_tag(groups, ref.tag, ref.repo)
         if len(found) > 1:
-            others = ", ".join(g.path for g in found[1:4]) + (" …" if len(found) > 4 else "")
-            notes.append(f"the tag {ref.tag} names {len(found)} files: read {found[0].path} (also {others}); "
-                         f"name one with hf:{ref.repo}/FILE")
+            others = ", ".join(shown(g.path) for g in found[1:4]) + (" …" if len(found) > 4 else "")
+            notes.append(f"the tag {shown(ref.tag)} names {len(found)} files: read {shown(found[0].path)} "
+                         f"(also {others}); name one with hf:{ref.repo}/FILE")
         return _single(listing, found[0], str(ref), notes, stats)
     if not groups:
         return None
