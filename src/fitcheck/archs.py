@@ -137,6 +137,13 @@ def lookup(name: str) -> Arch | None:
     return REGISTRY.get(name)
 
 
+PROJECTOR_ARCHS = frozenset({"clip"})  # LLM_ARCH_CLIP: a multimodal projector's GGUF, loaded by mtmd, not a model
+
+
+def is_projector(name: str) -> bool:
+    return name in PROJECTOR_ARCHS
+
+
 def known_to_llama_cpp(name: str) -> bool:
     return name in LLAMA_CPP_ARCHS or name in REGISTRY
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import quant
+from . import archs, quant
 from .errors import InputError, UsageError
 from .model import Extra, FlashAttn, GiB, ModelSpec, Settings, Tensor
 from .text import shown
@@ -42,7 +42,7 @@ class SideFile:
     def kind(self) -> str | None:
         """'mmproj', 'lora' or None (a model, or something else)."""
         general_type = self.metadata.get("general.type")
-        if general_type == "mmproj" or self.metadata.get("general.architecture") == "clip":
+        if general_type == "mmproj" or archs.is_projector(str(self.metadata.get("general.architecture"))):
             return "mmproj"
         if general_type == "adapter" or any(_LORA_RE.match(t.name) for t in self.tensors[:8]):
             return "lora"
