@@ -7,14 +7,13 @@ import json
 from typing import Any
 
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .._version import __version__
 from ..model import HardwareComparison, Verdict
 from .json import SCHEMA_VERSION, report_dict
-from .table import VERDICT_TEXT, gib, rate
+from .table import VERDICT_TEXT, gib, rate, text_console
 
 SHORT = {Verdict.GPU: "fits on the GPU", Verdict.OFFLOAD: "partial offload", Verdict.CPU: "CPU only",
          Verdict.NONE: "does not fit"}
@@ -22,8 +21,7 @@ SHORT = {Verdict.GPU: "fits on the GPU", Verdict.OFFLOAD: "partial offload", Ver
 
 def render_compare_table(cmp: HardwareComparison, width: int = 120, color: bool = True) -> str:
     out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None, highlight=False, soft_wrap=False)
+    console = text_console(out, width, color)
     first = cmp.options[0].report if cmp.options else None
     if first is not None:
         spec = first.spec

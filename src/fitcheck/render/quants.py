@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from rich import box
-from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -19,7 +18,7 @@ from rich.text import Text
 from .._version import __version__
 from ..model import Hardware, QuantReport, QuantRow, Verdict
 from .json import SCHEMA_VERSION, range_dict, report_dict, sweep_list
-from .table import VERDICT_TEXT, gib, rate
+from .table import VERDICT_TEXT, gib, rate, text_console
 
 UNBOUNDED = 10_000  # measure a table's natural width, not the width it would be squeezed into
 VERDICT_STYLE = {Verdict.GPU: "green", Verdict.OFFLOAD: "yellow", Verdict.CPU: "yellow", Verdict.NONE: "red"}
@@ -49,8 +48,7 @@ def recommendation(table: QuantReport) -> str:
 
 def render_quants_table(table: QuantReport, width: int = 120, color: bool = True) -> str:
     out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None, highlight=False, soft_wrap=False)
+    console = text_console(out, width, color)
     first = table.rows[0].report if table.rows else None
     if first is not None:
         spec = first.spec

@@ -26,6 +26,12 @@ def size(n: int | None) -> str:
     return f"{n / GiB:.2f} GiB" if abs(n) >= GiB else f"{n / MiB:.1f} MiB"
 
 
+def text_console(out: io.StringIO, width: int, color: bool) -> Console:
+    """A rich console writing into `out`: plain text when `color` is off (piped, NO_COLOR)."""
+    return Console(file=out, width=width, force_terminal=color, no_color=not color,
+                   color_system="standard" if color else None, highlight=False, soft_wrap=False)
+
+
 def rate(r: Range | None) -> str:
     """Tokens per second as a range; whole numbers from 10 up."""
     if r is None:
@@ -175,8 +181,7 @@ def _verdict(report: Report) -> Group:
 
 def render_table(report: Report, width: int = 100, color: bool = True) -> str:
     out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None, highlight=False, soft_wrap=False)
+    console = text_console(out, width, color)
     console.print(_model_line(report))
     console.print(_settings_line(report))
     if report.sweep:
