@@ -396,7 +396,7 @@ def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None
     loaded = load_groups(listing, groups, progress=progress, stats=stats)
     qs = QuantSet(str(ref), ref.repo, "gguf", notes=notes + loaded.notes)
     for group, spec in loaded.specs:
-        label = group.label or spec.file_type or os.path.basename(group.path)
+        label = group.label or spec.file_type or shown(os.path.basename(group.path))
         model = Model(spec, _hf_arg(ref.repo, group.label, group.path))
         qs.choices.append(Choice(label, group.path, group.size, model))
     return qs
