@@ -337,7 +337,8 @@ def run() -> None:
 
     debug = bool(os.environ.get("FITCHECK_DEBUG"))
     try:
-        code = app(standalone_mode=False)
+        code = _app_for(sys.argv[1:2])(args=sys.argv[2:] if _subcommand(sys.argv[1:2]) else sys.argv[1:],
+                                      prog_name=_prog_name(sys.argv[1:2]), standalone_mode=False)
     except FitcheckError as exc:
         if debug:
             _print_traceback()
@@ -360,6 +361,29 @@ def run() -> None:
                        "(hint: rerun with FITCHECK_DEBUG=1 and report it)"), file=sys.stderr)
         sys.exit(EXIT_INPUT)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# `fitcheck scan` and `fitcheck search QUERY` are their own typer apps, imported only when named, so a plain
+# `fitcheck MODEL` pays nothing for them. A model file literally named `scan` is reached as `./scan`.
+SUBCOMMANDS = {"scan": "fitcheck.scan_cli", "search": "fitcheck.search_cli"}
+
+
+def _subcommand(first: list[str]) -> str | None:
+    return first[0] if first and first[0] in SUBCOMMANDS else None
+
+
+def _app_for(first: list[str]) -> typer.Typer:
+    name = _subcommand(first)
+    if name is None:
+        return app
+    import importlib
+
+    return importlib.import_module(SUBCOMMANDS[name]).app
+
+
+def _prog_name(first: list[str]) -> str:
+    name = _subcommand(first)
+    return f"fitcheck {name}" if name else "fitcheck"
 
 
 def _print_traceback() -> None:
