@@ -125,20 +125,36 @@ class _Cursor:
         object or a method call each.
         """
         unpack_length = struct.Struct("<Q").unpack_from
-        pos, limit = self.pos, self.limit
-        buf, start = self._buf, self._buf_start
-        for _ in range(count):
-            rel = pos - start
-            if rel < 0 or rel + 8 > len(buf):
+        pos, limit, left = self.pos, self.limit, count
+        while left:
+            if not self._buf_start <= pos <= self._buf_start + len(self._buf) - 8:
                 self.pos = pos
                 self.take(8, what)  # refills the buffer from pos
-                buf, start, rel = self._buf, self._buf_start, 0
-            (length,) = unpack_length(buf, rel)
-            pos += 8 + length
-            if pos > limit:
-                self.pos = pos - length
+                self.pos = pos
+            buf, start = self._buf, self._buf_start
+            # The hot loop checks only the buffer's end; a length that jumps past it ends the loop, and the
+            # file-end check below catches a corrupt one before anything is read there.
+            last, rel, done = len(buf) - 8, pos - start, 0
+            for _ in range(left):
+                if rel > last:
+                    break
+                rel += 8 + unpack_length(buf, rel)[0]
+                done += 1
+            left -= done
+            if start + rel > limit:
+                self.pos = self._string_past(buf, start, pos - start, limit)
                 raise self._corrupt(f"{what} runs past the end of the file")
+            pos = start + rel
         self.pos = pos
+
+    @staticmethod
+    def _string_past(buf: bytes, start: int, rel: int, limit: int) -> int:
+        """Where the string that runs past `limit` begins (its text, after the length): the error path only."""
+        while True:
+            end = rel + 8 + struct.unpack_from("<Q", buf, rel)[0]
+            if start + end > limit:
+                return start + rel + 8
+            rel = end
 
 
 def _value(cur: _Cursor, type_id: int, key: str) -> Any:
