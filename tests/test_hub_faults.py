@@ -164,3 +164,39 @@ def test_writes_nowhere_but_the_cache(server, tmp_path):
     assert written, "the header should have been cached"
     outside = [p for p in written if not p.is_relative_to(tmp_path / "cache")]
     assert not outside, outside
+
+
+# -- the streamed read of a large header (its second request) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def big_gguf(tmp_path_factory) -> bytes:
+    from tests import gguf_builder as synth
+    from tests.fake_hub import qwen7b_bpe_layout
+
+    meta, tensors = qwen7b_bpe_layout("Qwen2.5 7B")
+    path = tmp_path_factory.mktemp("big") / "big.gguf"
+    synth.write_header_only(path, "qwen2", meta, tensors)
+    return path.read_bytes()[:8 << 20]
+
+
+@pytest.fixture()
+def big_server(big_gguf):
+    with FaultServer(big_gguf) as s:
+        yield s
+
+
+def test_a_large_header_is_two_streamed_reads(big_server):
+    """The first 2 MiB, then (sent before those are all in) the scan's estimate of the rest and a margin."""
+    code, out, err, _ = _run(big_server.url("ok"))
+    assert code in (0, 1) and out and err == "", err
+    ranges = [h.get("range") for _, h in big_server.requests]
+    assert len(ranges) == 2 and ranges[0] == "bytes=0-2097151" and ranges[1].startswith("bytes=2097152-"), ranges
+
+
+@pytest.mark.parametrize("fault", ["late-reset", "late-short", "late-drip"])
+def test_a_streamed_read_that_fails_is_one_line(big_server, fault):
+    code, out, err, seconds = _run(big_server.url(fault))
+    line = _one_error_line(code, out, err)
+    assert ("network error" in line or "closed the connection mid-answer" in line or "deadline" in line
+            or "too slow" in line or "timed out" in line), line
+    assert seconds < 15

@@ -55,7 +55,9 @@ def test_quant_tag_reads_only_the_header(hub: FakeHub, files):
     assert model.spec.architecture == "qwen2" and model.spec.n_vocab == 152064
     [s] = stats
     assert s["bytes_fetched"] <= 1.1 * s["header_bytes"]
-    assert hub.bytes_sent("Qwen-Q4_K_M.gguf") == s["bytes_fetched"]
+    # the large read is streamed with a margin and closed once the header is in: what the server sent past
+    # what was read is bounded by that margin (kernel buffers on an unlimited loopback link fill it at once)
+    assert s["bytes_fetched"] <= hub.bytes_sent("Qwen-Q4_K_M.gguf") <= 1.3 * s["header_bytes"]
     assert s["requests"] == len([r for r in hub.file_requests("Qwen-Q4_K_M.gguf") if r.method == "GET"])
     # the 152064-entry scores and token_type arrays (numeric) are seeked over, never requested
     local = load_model(str(files["qwen"][0])).spec

@@ -109,7 +109,7 @@ class Splice:
 class Scanner:
     """`advance()` until it returns None; then `layout()` and `splices` are final."""
 
-    block_at: Callable[[int], tuple[int, bytes] | None]  # the fetched block holding an offset
+    block_at: Callable[[int], tuple[int, bytes | bytearray] | None]  # the fetched block holding an offset
     size: int
     references: Sequence[Layout] = ()
     pos: int = 0
@@ -146,7 +146,7 @@ class Scanner:
         if found is not None:
             start, block = found
             if at + n <= start + len(block):
-                return block[at - start:at + n - start]
+                return bytes(block[at - start:at + n - start])
         raise _Short(at, at + n)
 
     def _u32(self, at: int) -> int:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
-from ..errors import HubError
+from ..errors import FitcheckError, HubError
 from . import settings, transport
 
 FIRST_REQUEST = 64 * 1024
@@ -45,12 +45,17 @@ class RangedHttpSource:
         self._send_token = send_token
         self._size = size
         self._starts: list[int] = []  # sorted starts of the fetched blocks (disjoint, not adjacent)
-        self._blocks: list[bytes] = []
+        self._blocks: list[bytes | bytearray] = []  # the streamed first read grows in place
         self._started = False
         self._lock = threading.Lock()
         self._stream = ExitStack()  # no-Range mode: holds the open 200 response
         self._stream_iter: Any = None
         self._stream_data = b""
+        self._lead = ExitStack()  # a streamed first read: open while its bytes are still wanted
+        self._lead_iter: Any = None
+        self._lead_i, self._lead_to = 0, 0  # the block it grows, and where the request being read ends
+        self._lead_queue: list[tuple[Future[tuple[ExitStack, Any]], int]] = []  # requests that continue it
+        self._lead_pool: ThreadPoolExecutor | None = None
         self.etag: str | None = None
         self.commit: str | None = None
         self.requests = 0
@@ -69,6 +74,116 @@ class RangedHttpSource:
         if not self._started:
             self._store(0, self._fetch(0, first))
 
+    def stream(self, offset: int, end: int) -> None:
+        """A request for [offset, end) read only as far as the reader needs (`pull`, `prefetch`, `read_at`) and
+        closed by `end_lead()`: a reader that knows only roughly how much it needs asks for a margin more and
+        stops when it has enough, instead of paying a round trip for a first look or a top-up. The bytes that
+        still cross the link past what it read are bounded by the range (and ~a round trip's worth on a slow
+        link). As the first request it also learns the file size and whether Range works. A range that
+        continues an open one is requested at once on another connection and read when the first is done,
+        so its round trip passes while the first one's bytes still arrive."""
+        if self._lead_iter is not None:
+            if offset == self.lead_end and end > offset:
+                self._lead_queue.append((self._pool().submit(self._open_alone, offset, end - offset), end))
+            return
+        if self._started and (not self.ranged or (self._size is not None and offset >= self._size)):
+            return
+        if self._size is not None:
+            end = min(end, self._size)
+        gaps = self._gaps(offset, end) if self._started else [(offset, end)]
+        if len(gaps) != 1:
+            return self.prefetch([(offset, end)])
+        offset, end = gaps[0]
+        response = self._open(offset, end - offset, self._lead)
+        if response is None:  # Range ignored: the no-Range stream took over
+            self._lead.close()
+            return
+        if self._size is not None:
+            end = min(end, self._size)
+        i = bisect.bisect_right(self._starts, offset) - 1
+        if i >= 0 and self._starts[i] + len(self._blocks[i]) == offset:
+            self._blocks[i] = bytearray(self._blocks[i])  # grown in place, so reads never straddle two blocks
+        else:
+            i += 1
+            self._starts.insert(i, offset)
+            self._blocks.insert(i, bytearray())
+        self._lead_i, self._lead_to = i, end
+        self._lead_iter = response.iter_bytes(1 << 16)
+
+    @property
+    def lead_end(self) -> int:
+        """Where the open streamed reads (queued ones included) end; 0 when none is open."""
+        if self._lead_iter is None:
+            return 0
+        return self._lead_queue[-1][1] if self._lead_queue else self._lead_to
+
+    def streaming(self, offset: int) -> bool:
+        """Whether the open streamed reads will bring the byte at `offset`."""
+        return self._lead_iter is not None and self._starts[self._lead_i] <= offset < self.lead_end
+
+    def end_lead(self) -> None:
+        """Close the streamed reads: the reader has what it needs (queued requests are dropped)."""
+        if self._lead_iter is None:
+            return
+        self._lead_iter = None
+        self._lead.close()
+        for future, _ in self._lead_queue:
+            future.add_done_callback(_close_opened)
+        self._lead_queue.clear()
+        i = self._lead_i
+        if self._blocks[i]:
+            self._blocks[i] = bytes(self._blocks[i])
+        else:
+            del self._starts[i], self._blocks[i]
+
+    def pull(self, end: int) -> None:
+        """Read the streamed requests until they hold up to `end` (or all they were asked for)."""
+        if self._lead_iter is None:
+            return
+        block, block_start = self._blocks[self._lead_i], self._starts[self._lead_i]
+        assert isinstance(block, bytearray)
+        try:
+            while block_start + len(block) < min(end, self.lead_end):
+                chunk = next(self._lead_iter, None)
+                if chunk is not None:
+                    block += chunk
+                    with self._lock:
+                        self.bytes_fetched += len(chunk)
+                    continue
+                if block_start + len(block) < self._lead_to or not self._lead_queue:
+                    self.end_lead()  # the server sent less than asked: ranged reads fetch the rest
+                    return
+                future, self._lead_to = self._lead_queue.pop(0)
+                stack, response = future.result()
+                self._lead.enter_context(stack)
+                self._lead_iter = response.iter_bytes(1 << 16)
+        except FitcheckError:
+            self.end_lead()
+            raise
+        except Exception as exc:
+            self.end_lead()
+            raise transport.failure(exc, self.what, has_token=False) from None
+        if block_start + len(block) >= self.lead_end or end > self.lead_end:
+            self.end_lead()  # all of it arrived, or more than it holds is wanted: ranged reads go on
+
+    def _open_alone(self, offset: int, want: int) -> tuple[ExitStack, Any]:
+        """`_open` on a worker thread: the response and the stack that closes it."""
+        stack = ExitStack()
+        try:
+            response = self._open(offset, want, stack)
+        except BaseException:
+            stack.close()
+            raise
+        if response is None:
+            stack.close()
+            raise HubError(f"{self.what}: the server stopped honouring Range requests", hint=None)
+        return stack, response
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._lead_pool is None:
+            self._lead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fitcheck-stream")
+        return self._lead_pool
+
     def read_at(self, offset: int, length: int) -> bytes:
         if not self._started:
             self.start()
@@ -76,6 +191,10 @@ class RangedHttpSource:
             return self._read_stream(offset, length)
         if self._size is not None:
             length = max(0, min(length, self._size - offset))
+        found = self.peek(offset, length)
+        if found is not None:
+            return found
+        self.pull(offset + length)
         found = self.peek(offset, length)
         if found is not None:
             return found
@@ -95,6 +214,9 @@ class RangedHttpSource:
         return found
 
     def close(self) -> None:
+        self.end_lead()
+        if self._lead_pool is not None:
+            self._lead_pool.shutdown(wait=False)
         self._stream.close()
         self._stream_iter = None
 
@@ -109,10 +231,10 @@ class RangedHttpSource:
         rel = offset - self._starts[i]
         block = self._blocks[i]
         if rel + length <= len(block):
-            return block[rel:rel + length]
+            return bytes(block[rel:rel + length])
         return None
 
-    def block_at(self, offset: int) -> tuple[int, bytes] | None:
+    def block_at(self, offset: int) -> tuple[int, bytes | bytearray] | None:
         """The fetched block holding `offset`, as (its start, its bytes)."""
         i = bisect.bisect_right(self._starts, offset) - 1
         if i >= 0 and offset < self._starts[i] + len(self._blocks[i]):
@@ -125,7 +247,12 @@ class RangedHttpSource:
             self.start()
         if not self.ranged:
             return
+        ranges = list(ranges)
+        if ranges:
+            self.pull(max(end for _, end in ranges))
         gaps = [g for start, end in ranges for g in self._gaps(start, end)]
+        if gaps:
+            self.end_lead()  # what is missing lies past the streamed read's range
         self._fetch_all(_merge(gaps, 0))
 
     # -- internals ------------------------------------------------------------------------------------------
@@ -205,46 +332,55 @@ class RangedHttpSource:
         if want <= 0:
             return b""
         with ExitStack() as stack:
-            try:
-                asked, response = self._get(offset, want, stack)
-            except HubError:
-                if self.url == self._resolve_url:
-                    raise
-                with self._lock:
-                    self.url = self._resolve_url  # a signed redirect target expired: resolve again
-                asked, response = self._get(offset, want, stack)
-            final = str(response.url)
-            with self._lock:
-                self.requests += 1
-                first = not self._started
-                self._started = True
-                if final != asked:
-                    self.url = final  # later ranges go straight to the redirect target
-                self.etag = self.etag or transport.etag(response.headers)
-                self.commit = self.commit or response.headers.get("X-Repo-Commit")
-            if response.status_code == 200:  # Range ignored: the whole file is coming
-                if not first:
-                    raise HubError(f"{self.what}: the server stopped honouring Range requests", hint=None)
-                length = response.headers.get("Content-Length")
-                if self._size is None and length and length.isdigit():
-                    self._size = int(length)
-                self.ranged = False
-                self._stream.enter_context(stack.pop_all())  # kept open: read on demand, up to the cap
-                self._stream_iter = response.iter_bytes(1 << 16)
+            response = self._open(offset, want, stack)
+            if response is None:
                 return b""
-            content_range = response.headers.get("Content-Range")
-            total, start = _content_range_total(content_range), _content_range_start(content_range)
-            if start is not None and start != offset:
-                raise HubError(f"{self.what}: the server answered a different byte range", hint=None)
             try:
                 data = response.read()
             except Exception as exc:
                 raise transport.failure(exc, self.what, has_token=False) from None
         with self._lock:
             self.bytes_fetched += len(data)
-            if total is not None:
-                self._size = total
         return bytes(data)
+
+    def _open(self, offset: int, want: int, stack: ExitStack) -> Any:
+        """The response to a ranged GET of [offset, offset + want), its body not read yet (open until `stack`
+        closes), or None when the server ignored Range and the no-Range stream took the response over."""
+        try:
+            asked, response = self._get(offset, want, stack)
+        except HubError:
+            if self.url == self._resolve_url:
+                raise
+            with self._lock:
+                self.url = self._resolve_url  # a signed redirect target expired: resolve again
+            asked, response = self._get(offset, want, stack)
+        final = str(response.url)
+        with self._lock:
+            self.requests += 1
+            first = not self._started
+            self._started = True
+            if final != asked:
+                self.url = final  # later ranges go straight to the redirect target
+            self.etag = self.etag or transport.etag(response.headers)
+            self.commit = self.commit or response.headers.get("X-Repo-Commit")
+        if response.status_code == 200:  # Range ignored: the whole file is coming
+            if not first:
+                raise HubError(f"{self.what}: the server stopped honouring Range requests", hint=None)
+            length = response.headers.get("Content-Length")
+            if self._size is None and length and length.isdigit():
+                self._size = int(length)
+            self.ranged = False
+            self._stream.enter_context(stack.pop_all())  # kept open: read on demand, up to the cap
+            self._stream_iter = response.iter_bytes(1 << 16)
+            return None
+        content_range = response.headers.get("Content-Range")
+        total, start = _content_range_total(content_range), _content_range_start(content_range)
+        if start is not None and start != offset:
+            raise HubError(f"{self.what}: the server answered a different byte range", hint=None)
+        if total is not None:
+            with self._lock:
+                self._size = total
+        return response
 
     def _read_stream(self, offset: int, length: int) -> bytes:
         end = offset + length
@@ -268,6 +404,12 @@ class RangedHttpSource:
             self.close()
             raise transport.failure(exc, self.what, has_token=False) from None
         return self._stream_data[offset:end]
+
+
+def _close_opened(future: Future[tuple[ExitStack, Any]]) -> None:
+    """A queued request that is no longer wanted: closed as soon as it is open."""
+    if not future.cancelled() and future.exception() is None:
+        future.result()[0].close()
 
 
 def _merge(gaps: list[tuple[int, int]], slack: int) -> list[tuple[int, int]]:
