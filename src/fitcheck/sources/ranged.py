@@ -1,8 +1,10 @@
 """A ByteSource over HTTP Range requests: how a GGUF header is read from the Hub or a URL without the weights.
 
-The source keeps every range it fetched (a sparse map of blocks). A reader that knows what it will need asks
-for it up front with `prefetch(ranges)`: the missing parts are fetched concurrently, one request each (the read
-planner, header_reads.py, does this: few round trips). A read of bytes nobody asked for falls back to the
+The source keeps every range it fetched (a sparse map of blocks, blocks.py). A reader that knows what it will
+need asks for it up front with `prefetch(ranges)`: the missing parts are fetched concurrently, one request each.
+A reader that knows only roughly how much it needs streams it (`stream(offset, end)` with a margin, `pull` as
+far as it reads, `end_lead` when it has enough): no round trip for a first look or a top-up (the read planner,
+header_reads.py, does both: few round trips). A read of bytes nobody asked for falls back to the
 growth policy: the first request asks for 64 KiB (that also gives the file size from Content-Range), each later
 one for ~10% of the offset reached (a lower bound on the header size), at least 32 KiB, so only the last can run
 past the header's end. A server that ignores Range (200 and the whole file) is read
@@ -15,7 +17,6 @@ redirect target directly, without it.
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..errors import FitcheckError, HubError
 from . import settings, transport
+from .blocks import Blocks
 
 FIRST_REQUEST = 64 * 1024
 MIN_REQUEST = 32 * 1024
@@ -44,8 +46,7 @@ class RangedHttpSource:
         self._resolve_url = url
         self._send_token = send_token
         self._size = size
-        self._starts: list[int] = []  # sorted starts of the fetched blocks (disjoint, not adjacent)
-        self._blocks: list[bytes | bytearray] = []  # the streamed first read grows in place
+        self._held = Blocks()
         self._started = False
         self._lock = threading.Lock()
         self._stream = ExitStack()  # no-Range mode: holds the open 200 response
@@ -100,14 +101,7 @@ class RangedHttpSource:
             return
         if self._size is not None:
             end = min(end, self._size)
-        i = bisect.bisect_right(self._starts, offset) - 1
-        if i >= 0 and self._starts[i] + len(self._blocks[i]) == offset:
-            self._blocks[i] = bytearray(self._blocks[i])  # grown in place, so reads never straddle two blocks
-        else:
-            i += 1
-            self._starts.insert(i, offset)
-            self._blocks.insert(i, bytearray())
-        self._lead_i, self._lead_to = i, end
+        self._lead_i, self._lead_to = self._held.growing(offset), end
         self._lead_iter = response.iter_bytes(1 << 16)
 
     @property
@@ -119,7 +113,7 @@ class RangedHttpSource:
 
     def streaming(self, offset: int) -> bool:
         """Whether the open streamed reads will bring the byte at `offset`."""
-        return self._lead_iter is not None and self._starts[self._lead_i] <= offset < self.lead_end
+        return self._lead_iter is not None and self._held.starts[self._lead_i] <= offset < self.lead_end
 
     def end_lead(self) -> None:
         """Close the streamed reads: the reader has what it needs (queued requests are dropped)."""
@@ -130,17 +124,13 @@ class RangedHttpSource:
         for future, _ in self._lead_queue:
             future.add_done_callback(_close_opened)
         self._lead_queue.clear()
-        i = self._lead_i
-        if self._blocks[i]:
-            self._blocks[i] = bytes(self._blocks[i])
-        else:
-            del self._starts[i], self._blocks[i]
+        self._held.settle(self._lead_i)
 
     def pull(self, end: int) -> None:
         """Read the streamed requests until they hold up to `end` (or all they were asked for)."""
         if self._lead_iter is None:
             return
-        block, block_start = self._blocks[self._lead_i], self._starts[self._lead_i]
+        block, block_start = self._held.blocks[self._lead_i], self._held.starts[self._lead_i]
         assert isinstance(block, bytearray)
         try:
             while block_start + len(block) < min(end, self.lead_end):
@@ -201,9 +191,9 @@ class RangedHttpSource:
         gaps = self._gaps(offset, offset + length)
         last_start, last_end = gaps[-1]  # grown by the policy, up to the next block we already hold
         grown = last_start + max(last_end - last_start, self._policy(offset))
-        i = bisect.bisect_right(self._starts, last_start)
-        if i < len(self._starts):
-            grown = min(grown, self._starts[i])
+        following = self._held.next_start(last_start)
+        if following is not None:
+            grown = min(grown, following)
         gaps[-1] = (last_start, max(last_end, grown))
         self._fetch_all(gaps)
         if not self.ranged:
@@ -225,21 +215,11 @@ class RangedHttpSource:
         """Bytes [offset, offset + length) if already fetched (clipped at the end of the file), else None."""
         if self._size is not None:
             length = max(0, min(length, self._size - offset))
-        i = bisect.bisect_right(self._starts, offset) - 1
-        if i < 0:
-            return b"" if length == 0 else None
-        rel = offset - self._starts[i]
-        block = self._blocks[i]
-        if rel + length <= len(block):
-            return bytes(block[rel:rel + length])
-        return None
+        return self._held.peek(offset, length)
 
     def block_at(self, offset: int) -> tuple[int, bytes | bytearray] | None:
         """The fetched block holding `offset`, as (its start, its bytes)."""
-        i = bisect.bisect_right(self._starts, offset) - 1
-        if i >= 0 and offset < self._starts[i] + len(self._blocks[i]):
-            return self._starts[i], self._blocks[i]
-        return None
+        return self._held.block_at(offset)
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Fetch the parts of these [start, end) ranges not held yet, concurrently, one request per gap."""
@@ -264,21 +244,7 @@ class RangedHttpSource:
         """The parts of [start, end) (clipped at the end of the file) that no block holds."""
         if self._size is not None:
             end = min(end, self._size)
-        gaps, pos = [], start
-        i = max(0, bisect.bisect_right(self._starts, start) - 1)
-        while pos < end and i <= len(self._starts):
-            if i == len(self._starts):
-                gaps.append((pos, end))
-                break
-            b_start, b_end = self._starts[i], self._starts[i] + len(self._blocks[i])
-            if b_end <= pos:
-                i += 1
-                continue
-            if b_start > pos:
-                gaps.append((pos, min(end, b_start)))
-            pos = max(pos, b_end)
-            i += 1
-        return [(a, b) for a, b in gaps if b > a]
+        return self._held.gaps(start, end)
 
     def _fetch_all(self, gaps: list[tuple[int, int]]) -> None:
         if len(gaps) <= 1 or not self._started:
@@ -291,32 +257,8 @@ class RangedHttpSource:
                 self._store(start, future.result())
 
     def _store(self, offset: int, data: bytes) -> None:
-        """Add a block, merged with the blocks it overlaps or touches."""
-        if not data or not self.ranged:
-            return
-        end = offset + len(data)
-        i = bisect.bisect_left(self._starts, offset)
-        if i > 0 and self._starts[i - 1] + len(self._blocks[i - 1]) >= offset:
-            i -= 1
-        j = i
-        new_start, pieces = offset, []
-        while j < len(self._starts) and self._starts[j] <= end:
-            b_start, block = self._starts[j], self._blocks[j]
-            if b_start < new_start:
-                pieces.append((b_start, block))
-                new_start = b_start
-            else:
-                pieces.append((b_start, block))
-            j += 1
-        merged = bytearray()
-        cursor = new_start
-        for b_start, block in sorted([*pieces, (offset, data)], key=lambda p: p[0]):
-            b_end = b_start + len(block)
-            if b_end > cursor:
-                merged += block[cursor - b_start:]
-                cursor = b_end
-        self._starts[i:j] = [new_start]
-        self._blocks[i:j] = [bytes(merged)]
+        if self.ranged:
+            self._held.store(offset, data)
 
     def _get(self, offset: int, want: int, stack: ExitStack) -> Any:
         url = self.url
