@@ -42,7 +42,8 @@ def _settings(row):
     s = row["settings"]
     return Settings(ctx=s["ctx"], batch=s["batch"], ubatch=s["ubatch"], parallel=s["parallel"],
                     kv_unified=s["kv_unified"], cache_type_k=s["cache_type_k"], cache_type_v=s["cache_type_v"],
-                    flash_attn=s["flash_attn"], swa_full=s["swa_full"], embeddings=s.get("embeddings"))
+                    flash_attn=s["flash_attn"], swa_full=s["swa_full"], embeddings=s.get("embeddings"),
+                    consumer=s.get("consumer", "library"), n_draft=s.get("n_draft", 0))
 
 
 def test_grid_is_large_enough():

@@ -92,12 +92,26 @@ def test_output_buffer(llama8b):
 
 
 def test_compute_buffer_grows_without_flash_attention(llama8b):
-    fa = estimate(llama8b, Settings(ctx=8192, flash_attn="on")).compute_bytes
-    no_fa = estimate(llama8b, Settings(ctx=8192, flash_attn="off")).compute_bytes
+    old = Settings(ctx=8192, llama_cpp_build=9000, backend="cuda")  # before n_outputs_max: a row per token
+    fa = estimate(llama8b, replace(old, flash_attn="on")).compute_bytes
+    no_fa = estimate(llama8b, replace(old, flash_attn="off")).compute_bytes
     # llama.cpp's CUDA compute buffer for Llama-3-8B at 8192/512: 258.5 MiB with FA, ~560 MiB without
     assert fa == pytest.approx(258.5 * MiB, rel=0.05)
     assert no_fa == pytest.approx(560 * MiB, rel=0.05)
-    assert estimate(llama8b, Settings(ctx=8192, ubatch=128)).compute_bytes < fa / 3
+    assert estimate(llama8b, replace(old, ubatch=128)).compute_bytes < fa / 3
+
+
+def test_llama_server_reserves_one_output_per_sequence(llama8b):
+    """Since b9460 llama-server's worst-case graph keeps n_parallel x (1 + n_draft) logits rows, not n_ubatch."""
+    latest = estimate(llama8b, Settings(ctx=8192, parallel=4, kv_unified=True, flash_attn="on"))
+    before = estimate(llama8b, Settings(ctx=8192, parallel=4, kv_unified=True, flash_attn="on", llama_cpp_build=9459))
+    library = estimate(llama8b, Settings(ctx=8192, parallel=4, kv_unified=True, flash_attn="on", consumer="library"))
+    draft = estimate(llama8b, Settings(ctx=8192, parallel=4, kv_unified=True, flash_attn="on", n_draft=3))
+    assert (latest.output_rows, before.output_rows, library.output_rows, draft.output_rows) == (4, 512, 512, 16)
+    assert before.compute_bytes == library.compute_bytes
+    # the logits of 508 rows fewer: 4 x n_vocab x 508 bytes, less what the layers' own peak keeps
+    assert before.compute_bytes - latest.compute_bytes > 0.5 * 4 * 128256 * 508
+    assert latest.compute_bytes < draft.compute_bytes < before.compute_bytes
 
 
 def test_ubatch_is_capped_by_batch_and_context(llama8b):

@@ -179,7 +179,8 @@ def compute_features(hp: HP, layout: dict[str, Any], res: dict[str, Any]) -> dic
     extra = 0
     if a == "gemma3n":  # 4 altup copies of the hidden state + per-layer inputs (256 per layer) stay live
         extra = 4 * hp.n_embd + 256 * hp.n_layer
-    return {"T": T, "n_kv": n_kv, "n_head": n_head, "n_embd": hp.n_embd, "n_vocab": hp.n_vocab,
+    outputs = min(T, res.get("n_outputs_max") or T)  # llama-server limits the logits rows (n_outputs_max)
+    return {"T": T, "outputs": outputs, "n_kv": n_kv, "n_head": n_head, "n_embd": hp.n_embd, "n_vocab": hp.n_vocab,
             "n_q": n_head * hp.head_k, "fa": res["flash_attn"], "n_ff_eff": n_ff_eff, "n_ff_in": n_ff_in,
             "extra": extra, "encoder": not hp.causal}
 
@@ -197,7 +198,7 @@ def compute_formula(f: dict[str, Any], c: dict[str, float] = COEF) -> float:
         att = 0 if f["fa"] else 4 * T * T * f["n_head"] + 4 * T * 6.7 * E
         return max(ffn, att)
     ex = 4 * T * f["extra"]
-    out = 4 * T * (f["n_vocab"] + c["out_e"] * E) + ex
+    out = 4 * f.get("outputs", T) * (f["n_vocab"] + c["out_e"] * E) + ex
     ffn = 4 * T * (c["ffn_ff"] * f["n_ff_eff"] + c["ffn_e"] * E) + ex
     if f["fa"]:
         att = 4 * T * (c["on_e"] * E + c["on_q"] * f["n_q"]) + c["on_kv"] * T * f["n_kv"] + ex

@@ -24,7 +24,8 @@ from fitcheck.model import Settings  # noqa: E402
 def settings_of(line: str) -> Settings:
     ctx, batch, ub, np_, uni, tk, tv, fa, swa_full, emb = line.split()
     return Settings(ctx=int(ctx), batch=int(batch), ubatch=int(ub), parallel=int(np_), kv_unified=uni == "1",
-                    cache_type_k=tk, cache_type_v=tv, flash_attn=fa, swa_full=swa_full == "1", embeddings=emb == "1")
+                    cache_type_k=tk, cache_type_v=tv, flash_attn=fa, swa_full=swa_full == "1", embeddings=emb == "1",
+                    consumer="library")
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ def settings_of(row: dict) -> Settings:
     s = row["settings"]
     return Settings(ctx=s["ctx"], batch=s["batch"], ubatch=s["ubatch"], parallel=s["parallel"],
                     kv_unified=s["kv_unified"], cache_type_k=s["cache_type_k"], cache_type_v=s["cache_type_v"],
-                    flash_attn=s["flash_attn"], swa_full=s["swa_full"], embeddings=s.get("embeddings"))
+                    flash_attn=s["flash_attn"], swa_full=s["swa_full"], embeddings=s.get("embeddings"),
+                    consumer=s.get("consumer", "library"), n_draft=s.get("n_draft", 0))
 
 
 def context_of(spec: ModelSpec, settings: Settings) -> tuple:
@@ -46,7 +47,7 @@ def context_of(spec: ModelSpec, settings: Settings) -> tuple:
 
 def features_of(spec: ModelSpec, settings: Settings) -> stage.Features:
     c, flash_attn, kinds = context_of(spec, settings)
-    return compute.features(spec, c, flash_attn, kinds, settings.swa_full)
+    return compute.features(spec, c, flash_attn, kinds, settings)
 
 
 def layout_specs() -> dict:
@@ -92,7 +93,7 @@ def main() -> None:
     lines = ["# Compute-buffer coefficients per architecture, fitted by benchmarks/accuracy/fit_compute.py on",
              "# llama.cpp's measured CPU compute buffers (benchmarks/accuracy/results/measurements.json).",
              "# See src/fitcheck/compute.py for the model; max_error is the worst relative error on the grid.",
-             "default: " + json.dumps(compute.DEFAULT), "architectures:"]
+             "default: " + json.dumps(stage.DEFAULT), "architectures:"]
     for arch, rows in sorted(samples().items()):
         coef = fit(rows)
         err = worst(rows, coef)

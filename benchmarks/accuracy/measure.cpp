@@ -3,6 +3,7 @@
 //
 // usage: measure MODEL.gguf < settings.txt
 //   each stdin line: ctx batch ubatch parallel kv_unified type_k type_v flash_attn(on|off|auto) swa_full embeddings
+//                    [n_outputs_max n_outputs_max_per_seq]  (optional; llama-server's limits, 0 0 = the C API's)
 // output (stdout): llama.cpp log lines, framed by "@@BEGIN <i>" / "@@END <i>", and one "@@JSON {...}" line per setting.
 //
 // Byte-exact figures come from llama.cpp itself: llama_get_memory_breakdown() (model / context / compute per
@@ -210,6 +211,10 @@ int main(int argc, char ** argv) {
         int unified, swa_full, embd;
         std::string tk, tv, fa;
         is >> n_ctx >> n_batch >> n_ubatch >> n_par >> unified >> tk >> tv >> fa >> swa_full >> embd;
+        uint32_t out_max = 0, out_per_seq = 0;
+        if (!(is >> out_max >> out_per_seq)) {
+            out_max = out_per_seq = 0;
+        }
 
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx      = n_ctx;
@@ -222,6 +227,10 @@ int main(int argc, char ** argv) {
         cp.flash_attn_type = fa == "on" ? LLAMA_FLASH_ATTN_TYPE_ENABLED : fa == "off" ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
         cp.swa_full   = swa_full != 0;
         cp.embeddings = embd != 0;
+        if (out_max > 0) {  // as tools/server/server-context.cpp sets them (server_output_limits)
+            cp.n_outputs_max         = out_max;
+            cp.n_outputs_max_per_seq = out_per_seq;
+        }
         cp.n_threads = cp.n_threads_batch = 2;
 
         printf("@@BEGIN %d\n", idx);
@@ -250,6 +259,7 @@ int main(int argc, char ** argv) {
         o << "{\"index\":" << idx << ",\"n_ctx\":" << llama_n_ctx(ctx) << ",\"n_ctx_seq\":" << llama_n_ctx_seq(ctx)
           << ",\"n_batch\":" << llama_n_batch(ctx) << ",\"n_ubatch\":" << llama_n_ubatch(ctx) << ",\"n_seq_max\":" << llama_n_seq_max(ctx)
           << ",\"flash_attn\":" << (ctx->cparams.flash_attn ? "true" : "false")
+          << ",\"n_outputs_max\":" << ctx->cparams.n_outputs_max << ",\"n_outputs_max_per_seq\":" << ctx->cparams.n_outputs_max_per_seq
           << ",\"n_vocab\":" << llama_vocab_n_tokens(llama_model_get_vocab(model))
           << ",\"model_bytes\":" << m_model << ",\"context_bytes\":" << m_ctx << ",\"compute_bytes\":" << m_compute
           << ",\"output_bytes\":" << out_bytes << ",\"by_buffer_type\":{" << bufts.str() << "}"

@@ -65,8 +65,18 @@ def ensure_built() -> None:
 # settings
 
 def S(ctx, batch, ubatch, par, unified, tk, tv, fa, swa_full=True, emb=False) -> dict[str, Any]:
+    """A C API context (llama_context_default_params + these): consumer "library", n_outputs_max 0 = n_batch."""
     return {"ctx": ctx, "batch": batch, "ubatch": ubatch, "parallel": par, "kv_unified": unified,
-            "cache_type_k": tk, "cache_type_v": tv, "flash_attn": fa, "swa_full": swa_full, "embeddings": emb}
+            "cache_type_k": tk, "cache_type_v": tv, "flash_attn": fa, "swa_full": swa_full, "embeddings": emb,
+            "consumer": "library"}
+
+
+def SERVER(ctx, batch, ubatch, par, unified, tk, tv, fa, n_draft=0) -> dict[str, Any]:
+    """A context as llama-server creates it: --swa-full off, and the output limits of server_output_limits
+    (tools/server/server-context.cpp): n_outputs_max = min(n_batch, np x (1 + n_draft)), per sequence 1 + n_draft."""
+    per_seq = min(batch, 1 + n_draft)
+    return {**S(ctx, batch, ubatch, par, unified, tk, tv, fa, swa_full=False), "consumer": "llama-server",
+            "n_draft": n_draft, "n_outputs_max": min(batch, par * per_seq), "n_outputs_max_per_seq": per_seq}
 
 
 DECODER = [
@@ -98,6 +108,15 @@ ENCODER = [
     S(512, 512, 512, 1, False, "f16", "f16", "off", emb=False),
     S(2048, 2048, 1024, 2, False, "f16", "f16", "auto", emb=True),
 ]
+# llama-server's own defaults (-np auto = 4 slots, unified) and the settings its users change most
+SERVER_ROWS = [
+    SERVER(8192, 2048, 512, 4, True, "f16", "f16", "auto"),
+    SERVER(4096, 2048, 512, 1, False, "f16", "f16", "off"),
+    SERVER(16384, 2048, 512, 4, True, "q8_0", "q8_0", "on"),
+    SERVER(8192, 2048, 512, 4, False, "f16", "f16", "on"),
+    SERVER(8192, 2048, 512, 2, False, "f16", "f16", "on", n_draft=3),
+    SERVER(8192, 4096, 2048, 1, False, "f16", "f16", "off"),
+]
 SWA_ARCHS = {"gemma2", "gemma3", "gemma3n", "gpt-oss", "cohere2", "llama4"}
 ENCODER_ARCHS = {"bert", "nomic-bert"}
 
@@ -105,7 +124,7 @@ ENCODER_ARCHS = {"bert", "nomic-bert"}
 def settings_for(layout: dict[str, Any]) -> list[dict[str, Any]]:
     if layout["arch"] in ENCODER_ARCHS:
         return ENCODER
-    return DECODER + (SWA_EXTRA if layout["arch"] in SWA_ARCHS else [])
+    return DECODER + (SWA_EXTRA if layout["arch"] in SWA_ARCHS else []) + SERVER_ROWS
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -119,7 +138,8 @@ EXCERPT = re.compile(r"n_ctx|n_batch|n_ubatch|n_seq_max|flash_attn|Flash Attenti
 def run_layout(layout: dict[str, Any], gguf: Path) -> tuple[list[dict[str, Any]], list[str]]:
     settings = settings_for(layout)
     lines = [f"{s['ctx']} {s['batch']} {s['ubatch']} {s['parallel']} {int(s['kv_unified'])} {s['cache_type_k']} "
-             f"{s['cache_type_v']} {s['flash_attn']} {int(s['swa_full'])} {int(s['embeddings'])}" for s in settings]
+             f"{s['cache_type_v']} {s['flash_attn']} {int(s['swa_full'])} {int(s['embeddings'])} "
+             f"{s.get('n_outputs_max', 0)} {s.get('n_outputs_max_per_seq', 0)}" for s in settings]
     proc = subprocess.run([str(MEASURE), str(gguf)], input="\n".join(lines) + "\n", capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "2"})
     out = proc.stdout.splitlines()
@@ -174,6 +194,7 @@ def run_layout(layout: dict[str, Any], gguf: Path) -> tuple[list[dict[str, Any]]
             measured["recurrent_s_bytes"] = rec["s_bytes"]
         resolved = {"flash_attn": r["flash_attn"], "n_ctx": r["n_ctx"], "n_ctx_seq": r["n_ctx_seq"],
                     "n_batch": r["n_batch"], "n_ubatch": r["n_ubatch"], "n_seq_max": r["n_seq_max"],
+                    "n_outputs_max": r["n_outputs_max"], "n_outputs_max_per_seq": r["n_outputs_max_per_seq"],
                     "memory_type": mem["type"],
                     "kv_caches": [{"tag": c["tag"], "cells": c["cells"], "n_stream": c["n_stream"],
                                    "n_layers": len(c["layers"]), "k_bytes": c["k_bytes"], "v_bytes": c["v_bytes"],

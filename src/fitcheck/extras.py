@@ -157,7 +157,8 @@ def draft_settings(request: DraftRequest, main: Settings, main_ctx: int) -> Sett
     return Settings(ctx=ctx, batch=main.batch, ubatch=main.ubatch, parallel=1, kv_unified=False,
                     cache_type_k=request.cache_type_k, cache_type_v=request.cache_type_v,
                     flash_attn=main.flash_attn if request.cache_type_v in ("f16", "f32", "bf16") else FlashAttn.ON,
-                    gpu_layers=request.gpu_layers, gpu_reserve_bytes=0, margin_bytes=0)
+                    gpu_layers=request.gpu_layers, gpu_reserve_bytes=0, margin_bytes=0,
+                    llama_cpp_build=main.llama_cpp_build, backend=main.backend)
 
 
 def draft_extra(request: DraftRequest, spec: ModelSpec, main: Settings, main_ctx: int, offload: bool) -> Extra:

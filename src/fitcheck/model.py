@@ -105,6 +105,8 @@ class ModelSpec:
     sliding_window: int = 0
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     notes: tuple[str, ...] = ()
+    # per shard: (end of the tensor infos, data_offset, end of the last tensor's data), for header-only copies
+    shard_extents: tuple[tuple[int, int, int], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def weights_bytes(self) -> int:
@@ -169,6 +171,11 @@ class Settings:
     mmap: bool = True  # --no-mmap turns it off
     mlock: bool = False
     extras: tuple[Extra, ...] = ()  # --mmproj, -md, --lora: resolved by fitcheck.check
+    llama_cpp_build: int | None = None  # --llama-cpp: the build whose allocation rules apply; None = newest
+    llama_cpp_build_source: str | None = None  # where the build came from: None = given; a path = detected
+    consumer: str = "llama-server"  # whose context settings: llama-server, or "library" (C API defaults)
+    backend: str | None = None  # the accelerators' llama.cpp backend (cuda, rocm, ...), from the Hardware
+    n_draft: int = 0  # tokens drafted per step with -md (llama-server reserves 1 + n_draft outputs a slot)
 
     def __post_init__(self) -> None:
         # library callers may pass the words ("on", "gpu"); keep the enums inside
@@ -240,6 +247,11 @@ class Needs:
     output_layer_bytes: int  # output + output_norm (the "layer" -ngl counts last)
     tied_output_copy_bytes: int  # token_embd copy placed with the output layer when embeddings are tied
     notes: tuple[str, ...] = ()
+    output_rows: int = 0  # logits rows the worst-case graph reserves (llama-server: one per sequence)
+    per_backend: bool = False  # compute buffers replayed per backend (CUDA0 / CUDA_Host), see below
+    streamed_compute_bytes: int = 0  # per backend: the first GPU when layers stay in RAM (it runs their ops)
+    streamed_host_compute_bytes: int = 0  # per backend: the host buffer then
+    expert_streamed_compute_bytes: int = 0  # per backend: the first GPU when only routed experts stay in RAM
 
     @property
     def total_bytes(self) -> int:
@@ -316,6 +328,59 @@ class SweepRow:
 
 
 @dataclass(frozen=True)
+class OllamaSetup:
+    """How Ollama would reproduce a plan for an `ollama:` model: its server's environment and the Modelfile's
+    PARAMETER lines (what it cannot express is in `notes`)."""
+
+    model: str  # qwen3:30b
+    env: tuple[tuple[str, str], ...] = ()  # (OLLAMA_NUM_PARALLEL, "2"), ...
+    parameters: tuple[tuple[str, str], ...] = ()  # (num_ctx, "8192"), ...
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExactDevice:
+    """One device as llama.cpp's memory breakdown shows it (whole MiB, rounded down, except compute)."""
+
+    name: str  # "Host" (system RAM), or llama.cpp's device name with its description: "CUDA0 (H200)"
+    weights_bytes: int | None
+    context_bytes: int | None  # KV cache + recurrent state
+    compute_bytes: int | None  # its compute buffers (to 0.01 MiB)
+
+
+@dataclass(frozen=True)
+class Exact:
+    """What llama.cpp itself reserves for this model under the same settings (fitcheck --exact), asked
+    through its memory-fit pass on a header-only sparse copy of the file."""
+
+    engine: str  # which llama.cpp answered, with its build
+    weights_bytes: int
+    kv_cache_bytes: int
+    recurrent_state_bytes: int
+    compute_bytes: int  # every compute buffer, all devices together
+    output_bytes: int
+    devices: tuple[ExactDevice, ...]
+    args: tuple[str, ...]  # the settings as llama.cpp was given them
+    resolution_bytes: dict[str, int]  # per part: how far a figure may be from llama.cpp's bytes (its rounding)
+    notes: tuple[str, ...] = ()
+    copy_header_bytes: int = 0  # the sparse copy llama.cpp read: its header bytes (all shards) ...
+    copy_size_bytes: int = 0  # ... its full size ...
+    copy_disk_bytes: int = 0  # ... and what it occupied on disk
+    incomparable: tuple[str, ...] = ()  # parts this engine sizes under other settings than fitcheck's (notes say why)
+
+    @property
+    def total_bytes(self) -> int:
+        return (self.weights_bytes + self.kv_cache_bytes + self.recurrent_state_bytes + self.compute_bytes
+                + self.output_bytes)
+
+    def parts(self) -> dict[str, int]:
+        """The parts by the names Needs (and JSON's memory) gives them."""
+        return {"weights_bytes": self.weights_bytes, "kv_cache_bytes": self.kv_cache_bytes,
+                "recurrent_state_bytes": self.recurrent_state_bytes, "compute_bytes": self.compute_bytes,
+                "output_bytes": self.output_bytes}
+
+
+@dataclass(frozen=True)
 class Report:
     spec: ModelSpec
     settings: Settings
@@ -326,6 +391,8 @@ class Report:
     sweep: tuple[SweepRow, ...] = ()
     speed: Speed | None = None
     known_architecture: bool = True  # False: fitcheck has no rules for it; the estimate is a guess
+    ollama: OllamaSetup | None = None  # an `ollama:` model: the OLLAMA_* / PARAMETER lines for this plan
+    exact: Exact | None = None  # --exact: llama.cpp's own figures for the same model and settings
 
 
 @dataclass(frozen=True)
@@ -337,6 +404,23 @@ class QuantRow:
     size_bytes: int | None
     estimate: bool  # a what-if from the parameter count, not a file
     report: Report
+    bits_per_weight: float | None = None  # this file's own: weight bytes x 8 / parameters
+    quality: QuantQuality | None = None  # its file type's published loss; None: not measured
+
+
+@dataclass(frozen=True)
+class QuantQuality:
+    """What a llama.cpp file type loses against the unquantized model, as llama.cpp's measurements publish it."""
+
+    file_type: str
+    tier: str | None  # lossless ... extreme; None: not measured
+    rank: int  # higher is better; every unmeasured type ranks below every measured one
+    low: bool  # a tier to avoid where a better one fits (Q3/Q2 class)
+    kld: float | None  # mean KL-divergence against f16 on `measured_on`
+    ppl_increase: float | None
+    measured_on: str | None
+    source: str
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -226,12 +226,20 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
         read_per_token += needs.tied_output_copy_bytes
     other[cpu] += needs.output_bytes
 
+    # per backend (CUDA, ROCm, Metal): the ops of a micro-batch whose weights are in RAM run on the first
+    # accelerator, which copies the weights in (op offload); the host buffer keeps the graph inputs. Partial
+    # -ngl puts the output layer in RAM too. (-ngl 0 is planned as CPU only.)
+    streaming = needs.per_backend and cpu > 0 and (any(holds_layer[:cpu]) or any(weights[:cpu]))
+    layers_in_ram = streaming and (holds_layer[cpu] or out_dev == cpu)
+    experts_in_ram = streaming and any(load.expert_bytes for load in loads[:min(n_cpu_moe, spec.n_layer)])
     uses = []
     for i, t in enumerate(tgts):
         if i == cpu:
-            if out_dev == cpu:
+            if layers_in_ram and out_dev == cpu:
+                compute = needs.streamed_host_compute_bytes
+            elif out_dev == cpu:
                 compute = needs.compute_bytes
-            elif any(holds_layer[:cpu]) and not holds_layer[cpu]:
+            elif streaming or (any(holds_layer[:cpu]) and not holds_layer[cpu]):
                 compute = needs.host_compute_bytes
             else:
                 compute = max(needs.layer_compute_bytes, needs.host_compute_bytes)
@@ -239,6 +247,10 @@ def place(spec: ModelSpec, needs: Needs, settings: Settings, tgts: list[Target],
         else:
             active = holds_layer[i] or i == out_dev or weights[i] > 0
             compute = (needs.compute_bytes if i == out_dev else needs.layer_compute_bytes) if active else 0
+            if i == 0 and layers_in_ram:
+                compute = max(compute, needs.streamed_compute_bytes)
+            elif i == 0 and experts_in_ram:
+                compute = max(compute, needs.expert_streamed_compute_bytes)
             reserve = settings.gpu_reserve_bytes if active or t.extra > 0 else 0
         uses.append(DeviceUse(name=t.label if t.kind is not DeviceKind.RPC else f"{t.name} {t.label}", kind=t.kind,
                               weights_bytes=weights[i], kv_cache_bytes=kv[i], compute_bytes=compute,

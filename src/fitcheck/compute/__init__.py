@@ -15,10 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import archs
+from .. import archs, llama_build, quant
 from ..context import Context, kv_cells
 from ..model import ModelSpec, Settings
-from . import graph, stage
+from . import graph, sched, stage
+
+# backends whose compute memory the scheduler replay splits (a device buffer + the CPU backend's host buffer,
+# CUDA_Host for ggml-cuda), with the device buffer's alignment; others keep one buffer (Vulkan's alignment is
+# the device's minStorageBufferOffsetAlignment, unknown here)
+SPLIT_BACKENDS = {"cuda": sched.CUDA_ALIGNMENT, "rocm": sched.CUDA_ALIGNMENT, "hip": sched.CUDA_ALIGNMENT,
+                  "metal": sched.METAL_ALIGNMENT}
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,11 @@ class ComputeBuffers:
     host_bytes: int  # the CPU-side buffer when every layer is offloaded
     method: archs.Compute
     calibrated: bool  # False: the stage model's default coefficients (architecture not measured)
+    outputs: int = 0  # logits rows the worst-case graph keeps
+    per_backend: bool = False  # True: the scheduler's per-backend buffers (CUDA0 / CUDA_Host) were replayed
+    streamed_bytes: int = 0  # first accelerator when layers (weights, KV) stay in host memory: it runs their ops
+    streamed_host_bytes: int = 0  # the host buffer then
+    expert_streamed_bytes: int = 0  # first accelerator when only routed experts stay in host memory (-cmoe)
 
 
 ComputeFn = Callable[[ModelSpec, Context, Settings, bool, "tuple[archs.LayerKind, ...]"], ComputeBuffers]
@@ -43,69 +54,184 @@ def n_ff_effective(spec: ModelSpec) -> int:
     return width
 
 
+def output_rows(spec: ModelSpec, c: Context, settings: Settings) -> int:
+    """Logits rows of the worst-case graph (llama_context::sched_reserve: min(n_tokens, n_outputs_max)).
+
+    llama-server since n_outputs_max (see fitcheck.llama_build) limits a context to n_parallel x (1 + n_draft)
+    outputs, at most n_batch (server-context.cpp server_output_limits); embeddings, encoders and the library's
+    default (n_outputs_max = 0) keep n_batch."""
+    embeddings = settings.embeddings if settings.embeddings is not None else archs.is_embedding_model(spec)
+    if (settings.consumer != "llama-server" or embeddings
+            or not llama_build.behaviour(settings.llama_cpp_build).n_outputs_max):
+        return c.n_ubatch
+    return min(c.n_ubatch, c.n_batch, max(1, c.n_seq) * (1 + max(0, settings.n_draft)))
+
+
 def features(spec: ModelSpec, c: Context, flash_attn: bool, kinds: tuple[archs.LayerKind, ...],
-             swa_full: bool) -> stage.Features:
+             settings: Settings) -> stage.Features:
     """What the stage model and the graph shape need, derived from the context and the layer kinds."""
     window = archs.sliding_window(spec)
     tokens = c.reserved_tokens
-    caches = {kind.sliding: kv_cells(kind.sliding, c, window, swa_full) for kind in kinds if kind.has_kv}
+    caches = {kind.sliding: kv_cells(kind.sliding, c, window, settings.swa_full) for kind in kinds if kind.has_kv}
     n_kv = max(caches.values(), default=0)
-    # one KQ mask input per cache (base and sliding), f16 with flash attention, f32 without
-    mask_bytes = sum(tokens * cells * (2 if flash_attn else 4) for cells in caches.values())
+    # one KQ mask input per cache (base and sliding): f16 with flash attention (since b9410), else f32
+    f16_mask = flash_attn and llama_build.behaviour(settings.llama_cpp_build).kq_mask_f16
+    mask_bytes = sum(tokens * cells * (2 if f16_mask else 4) for cells in caches.values())
     n_head = max(spec.n_head) or 1
+    rows = output_rows(spec, c, settings)
     encoder = archs.is_embedding_model(spec)
     if encoder:
-        mask_bytes = tokens * tokens * (2 if flash_attn else 4)
+        mask_bytes = tokens * tokens * (2 if f16_mask else 4)
     return stage.Features(tokens=tokens, n_kv=n_kv, n_head=n_head, n_embd=spec.n_embd, n_vocab=spec.n_vocab,
                           n_q=n_head * spec.head_dim_k, n_ff_eff=n_ff_effective(spec), flash_attn=flash_attn,
-                          encoder=encoder, mask_bytes=mask_bytes)
+                          encoder=encoder, mask_bytes=mask_bytes, outputs=rows, limited=rows < c.n_ubatch)
 
 
 def graph_shape(f: stage.Features, c: Context, settings: Settings) -> graph.Shape:
     """The micro-batch llama.cpp reserves its compute buffer for (llama_context::sched_reserve)."""
-    return graph.Shape(tokens=f.tokens, outputs=c.n_ubatch, n_stream=c.n_stream, n_kv=f.n_kv,
+    rules = llama_build.behaviour(settings.llama_cpp_build)
+    return graph.Shape(tokens=f.tokens, outputs=f.outputs, n_stream=c.n_stream, n_kv=f.n_kv,
                        flash_attn=f.flash_attn, cache_type_k=settings.cache_type_k,
-                       cache_type_v=settings.cache_type_v)
+                       cache_type_v=settings.cache_type_v, mask_cast=f.flash_attn and not rules.kq_mask_f16,
+                       embd_input=rules.inp_embd_input)
 
 
 def build_graph(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
                 kinds: tuple[archs.LayerKind, ...], with_output: bool = True) -> graph.Graph:
     """llama.cpp's worst-case graph for a graph-replay architecture (benchmarks inspect it node by node)."""
-    shape = graph_shape(features(spec, c, flash_attn, kinds, settings.swa_full), c, settings)
+    shape = graph_shape(features(spec, c, flash_attn, kinds, settings), c, settings)
     return graph.build_transformer(spec, shape, archs.graph_features(spec), with_output)
 
 
 def compute_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn: bool,
                     kinds: tuple[archs.LayerKind, ...]) -> ComputeBuffers:
-    f = features(spec, c, flash_attn, kinds, settings.swa_full)
+    f = features(spec, c, flash_attn, kinds, settings)
     method = archs.compute_method(spec)
     coefficients, calibrated_error = stage.calibration(spec.architecture)
     device, layer, host = stage.peak(f, coefficients)
+    split = settings.backend in SPLIT_BACKENDS
     if method is archs.Compute.GRAPH:
         shape = graph_shape(f, c, settings)
-        device, layer = _replayed(spec, shape)
-    return ComputeBuffers(device, layer, host, method, calibrated_error is not None or method is archs.Compute.GRAPH)
+        if split:
+            device, layer, host, streamed, streamed_host, experts = _replayed(
+                spec, shape, (SPLIT_BACKENDS[settings.backend or ""], settings.no_kv_offload))
+            return ComputeBuffers(device, layer, host, method, True, f.outputs, True, streamed, streamed_host,
+                                  experts)
+        device, layer = _replayed(spec, shape, None)[:2]
+    calibrated = calibrated_error is not None or method is archs.Compute.GRAPH
+    if split:
+        return _stage_per_backend(spec, f, device, layer, host, method, calibrated, settings)
+    return ComputeBuffers(device, layer, host, method, calibrated, f.outputs)
 
 
-_REPLAYED: OrderedDict[tuple[Any, ...], tuple[int, int]] = OrderedDict()
+def _stage_per_backend(spec: ModelSpec, f: stage.Features, device: int, layer: int, host: int,
+                       method: archs.Compute, calibrated: bool, settings: Settings) -> ComputeBuffers:
+    """Per backend without a graph replay: the stage model's buffers, and for layers in host memory the copy
+    of the largest weight the accelerator takes in at a time (the output matrix while the logits are alive,
+    when the micro-batch keeps enough rows to be offloaded; a block's largest weight beside a layer's peak)."""
+    alignment = SPLIT_BACKENDS[settings.backend or ""]
+    if llama_build.behaviour(settings.llama_cpp_build).inp_embd_input:
+        host += 4 * f.tokens * spec.n_embd  # the inp_embd input (the stage model counts the token path only)
+    block, expert, output = 0, 0, 0
+    for t in spec.tensors:
+        size = _device_bytes(t, alignment)
+        if t.layer is not None and 0 <= t.layer < spec.n_layer:
+            block = max(block, size)
+            if t.is_expert:
+                expert = max(expert, size)
+        elif t.name == "output.weight" or (spec.tied_embeddings and t.name == "token_embd.weight"):
+            output = size
+    logits = 4 * f.outputs * spec.n_vocab
+    # a KV cache in host memory is written there: the new K (then V) rows of the micro-batch are copied back
+    kv_rows = 0 if settings.no_kv_offload else 4 * f.tokens * max(spec.n_head_kv, default=0) * spec.head_dim_k
+    if f.outputs >= sched.OFFLOAD_MIN_BATCH:
+        streamed, streamed_host = max(layer + block, logits + output), host + kv_rows
+    else:  # the output matmul stays on the CPU: its logits and hidden state are in the host buffer
+        streamed = max(layer + block, device)
+        streamed_host = host + max(kv_rows, 4 * f.outputs * (spec.n_vocab + spec.n_embd))
+    return ComputeBuffers(device, layer, host, method, calibrated, f.outputs, True, streamed, streamed_host,
+                          max(device, layer + expert))
+
+
+def _device_bytes(t: Any, alignment: int) -> int:
+    """A weight's size in an accelerator buffer: ggml-cuda pads a quantized tensor's last row to
+    MATRIX_ROW_PADDING (512) elements."""
+    size = int(t.size_bytes)
+    pad = t.shape[0] % 512 if t.shape else 0
+    if alignment == sched.CUDA_ALIGNMENT and pad and t.ggml_type not in ("F32", "F16", "BF16"):
+        size += quant.row_size(t.ggml_type, 512 - pad)
+    return size
+
+
+_REPLAYED: OrderedDict[tuple[Any, ...], tuple[int, ...]] = OrderedDict()
 _REPLAY_MEMO = 512
 
 
-def _replayed(spec: ModelSpec, shape: graph.Shape) -> tuple[int, int]:
-    """The replayed buffers (with and without the output head), remembered per graph: the quants of one model,
-    its sweep and its context search share shapes, and weights' types never enter the graph."""
-    key = (_graph_key(spec), shape)
+def _replayed(spec: ModelSpec, shape: graph.Shape, split: tuple[Any, ...] | None) -> tuple[int, ...]:
+    """The replayed buffers, remembered per graph: the quants of one model, its sweep and its context search
+    share shapes, and weights' types never enter the graph (every weight but token_embd on the accelerators).
+
+    One buffer (split None): (with the output head, without it). Per backend: (the accelerator with the output
+    head, one holding only blocks, the host buffer)."""
+    # per backend, copies of host-resident weights enter the buffers: their types count too
+    key = (_graph_key(spec), shape, split, tuple((t.name, t.ggml_type) for t in spec.tensors) if split else None)
     found = _REPLAYED.get(key)
     if found is None:
         features_ = archs.graph_features(spec)
-        found = (graph.build_transformer(spec, shape, features_).buffer_size(),
-                 graph.build_transformer(spec, shape, features_, with_output=False).buffer_size())
+        full = graph.build_transformer(spec, shape, features_)
+        if split is None:
+            blocks = graph.build_transformer(spec, shape, features_, with_output=False)
+            found = (full.buffer_size(), blocks.buffer_size())
+        else:
+            found = _per_backend(spec, full, split[0], nkvo=bool(split[1]))
         _REPLAYED[key] = found
         if len(_REPLAYED) > _REPLAY_MEMO:
             _REPLAYED.popitem(last=False)
     else:
         _REPLAYED.move_to_end(key)
     return found
+
+
+def _per_backend(spec: ModelSpec, full: graph.Graph, alignment: int, nkvo: bool) -> tuple[int, ...]:
+    """(device with the output, device with blocks only, host, streamed and its host, experts streamed).
+
+    Every layer offloaded: one accelerator (its buffer and the host's), and two with the blocks split in
+    halves (the first one's buffer: a device holding only blocks); token_embd stays in host memory. Then the
+    first accelerator and the host with every layer in host memory (partial -ngl: the ops of a micro-batch
+    still run on the accelerator, each weight copied in as it is needed, the KV cache views too), and the
+    first accelerator with only the routed experts in host memory (-cmoe)."""
+    n = spec.n_layer
+    sizes = {t.name: t for t in spec.tensors}
+
+    def weight_bytes(t: graph.Node) -> int:
+        name = graph.gguf_name(t, n)
+        found = sizes.get(name) if name else None
+        return sched._nbytes(t) if found is None else _device_bytes(found, alignment)
+
+    def one(t: graph.Node) -> int:
+        return 1 if t.layer == -1 or (t.cache and nkvo) else 0
+
+    device, host = sched.buffer_sizes(full, 1, one, alignment, weight_bytes)
+    layer = device
+    if n >= 2:
+        def two(t: graph.Node) -> int:
+            if t.layer == -1 or (t.cache and nkvo):
+                return 2
+            return 0 if t.layer is not None and t.layer < n // 2 else 1
+
+        layer = sched.buffer_sizes(full, 2, two, alignment, weight_bytes)[0]
+
+    def everything_on_host(t: graph.Node) -> int:  # -ngl N <= n_layer: the output layer is in RAM too
+        return 1 if t.layer is not None else 0
+
+    def experts_on_host(t: graph.Node) -> int:
+        return 1 if t.layer == -1 or (t.cache and nkvo) or t.name.endswith("_exps") else 0
+
+    streamed, streamed_host = sched.buffer_sizes(full, 1, everything_on_host, alignment, weight_bytes)
+    experts = device
+    if any(t.is_expert for t in spec.tensors):
+        experts = sched.buffer_sizes(full, 1, experts_on_host, alignment, weight_bytes)[0]
+    return device, layer, host, streamed, streamed_host, experts
 
 
 def _graph_key(spec: ModelSpec) -> tuple[Any, ...]:
@@ -123,8 +249,9 @@ def stage_buffers(spec: ModelSpec, c: Context, settings: Settings, flash_attn: b
                   kinds: tuple[archs.LayerKind, ...]) -> ComputeBuffers:
     """The stage model alone (cheap), whatever the architecture's own method."""
     coefficients, calibrated_error = stage.calibration(spec.architecture)
-    device, layer, host = stage.peak(features(spec, c, flash_attn, kinds, settings.swa_full), coefficients)
-    return ComputeBuffers(device, layer, host, archs.Compute.STAGE, calibrated_error is not None)
+    f = features(spec, c, flash_attn, kinds, settings)
+    device, layer, host = stage.peak(f, coefficients)
+    return ComputeBuffers(device, layer, host, archs.Compute.STAGE, calibrated_error is not None, f.outputs)
 
 
 def anchored(spec: ModelSpec, anchor: Context, settings: Settings, flash_attn: bool,
@@ -139,8 +266,11 @@ def anchored(spec: ModelSpec, anchor: Context, settings: Settings, flash_attn: b
 
     def near(spec_: ModelSpec, c: Context, s: Settings, fa: bool, k: tuple[archs.LayerKind, ...]) -> ComputeBuffers:
         moved = stage_buffers(spec_, c, s, fa, k)
-        return ComputeBuffers(exact.device_bytes + moved.device_bytes - base.device_bytes,
-                              exact.layer_bytes + moved.layer_bytes - base.layer_bytes,
-                              exact.host_bytes + moved.host_bytes - base.host_bytes, exact.method, exact.calibrated)
+        d_device, d_layer = moved.device_bytes - base.device_bytes, moved.layer_bytes - base.layer_bytes
+        d_host = moved.host_bytes - base.host_bytes
+        return ComputeBuffers(exact.device_bytes + d_device, exact.layer_bytes + d_layer, exact.host_bytes + d_host,
+                              exact.method, exact.calibrated, exact.outputs, exact.per_backend,
+                              exact.streamed_bytes + d_layer, exact.streamed_host_bytes + d_host,
+                              exact.expert_streamed_bytes + d_layer)
 
     return near

@@ -39,6 +39,7 @@ class Tensor:
     is_output: bool = False
     leaf: bool = False
     name: str = ""
+    buffer: int = 0  # which backend's compute buffer holds it (ggml_gallocr_new_n: one per backend)
 
 
 @dataclass
@@ -104,9 +105,17 @@ def can_inplace(op: str) -> bool:
 
 
 def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int] | None = None) -> int:
-    """Bytes ggml-alloc reserves for this graph (leafs first, then nodes, in list order)."""
+    """Bytes ggml-alloc reserves for this graph in one buffer (leafs first, then nodes, in list order)."""
+    return buffer_sizes(graph, (alignment,), offsets)[0]
+
+
+def buffer_sizes(graph: list[Tensor], alignments: tuple[int, ...],
+                 offsets: dict[int, int] | None = None) -> list[int]:
+    """Bytes ggml-alloc reserves in each backend's buffer (Tensor.buffer indexes `alignments`): one walk
+    over the whole graph, one free list per buffer (ggml_gallocr_reserve_n)."""
     st = [_State() for _ in graph]
-    blocks = _Blocks(alignment)
+    pools = [_Blocks(a) for a in alignments]
+    home = [t.buffer for t in graph]  # an in-place result lives in its parent's buffer
 
     def is_view(i: int) -> bool:
         return graph[i].view_of is not None
@@ -114,7 +123,7 @@ def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int
     def free_node(i: int) -> None:
         if graph[i].is_output:
             return
-        blocks.release(st[i].offset, graph[i].nbytes)
+        pools[home[i]].release(st[i].offset, graph[i].nbytes)
         st[i].allocated = False
 
     def allocate(i: int) -> None:
@@ -132,12 +141,13 @@ def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int
                 if parent.layout != t.layout or st[p].n_children != 1 or st[p].n_views != 0:
                     continue
                 st[i].offset = st[p].offset
+                home[i] = home[p]
                 st[p].allocated = False
-                _free_extra(blocks, st[p].offset, parent.nbytes, t.nbytes)
+                _free_extra(pools[home[p]], st[p].offset, parent.nbytes, t.nbytes)
                 if offsets is not None:
                     offsets[i] = st[i].offset
                 return
-        st[i].offset = blocks.alloc(t.nbytes)
+        st[i].offset = pools[home[i]].alloc(t.nbytes)
         if offsets is not None:
             offsets[i] = st[i].offset
 
@@ -169,7 +179,7 @@ def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int
                         free_node(src)
                 elif st[p].allocated:
                     free_node(p)
-    return blocks.max_size
+    return [pool.max_size for pool in pools]
 
 
 def _free_extra(blocks: _Blocks, offset: int, parent_bytes: int, node_bytes: int) -> None:

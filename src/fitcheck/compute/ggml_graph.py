@@ -28,6 +28,8 @@ class Node:
     own: bool = True
     is_input: bool = False
     name: str = ""
+    layer: int | None = None  # externals: the layer whose buffer holds them (-1 input, n_layer output)
+    cache: bool = False  # externals: KV cache (its own buffers), not weights
 
     @property
     def nbytes(self) -> int:
@@ -56,6 +58,7 @@ class Graph:
         self.leafs: list[Node] = []
         self.nodes: list[Node] = []
         self._seen: set[int] = set()
+        self.layer: int | None = None  # the layer the builder is in: tags the externals it creates
 
     # leaves ------------------------------------------------------------------------------------------------
     def input(self, name: str, ne: tuple[int, ...], type_: str = "f32") -> Node:
@@ -65,7 +68,8 @@ class Graph:
     def external(self, name: str, ne: tuple[int, ...], type_: str = "f16") -> Node:
         """Weights and the KV cache: memory outside the compute buffer."""
         shape, nb = contiguous(ne, type_)
-        return Node("NONE", type_, shape, nb, own=False, name=name)
+        return Node("NONE", type_, shape, nb, own=False, name=name, layer=self.layer,
+                    cache=name.startswith(("cache_", "kview", "vview")))
 
     # ops ---------------------------------------------------------------------------------------------------
     def _new(self, op: str, ne: tuple[int, ...], srcs: tuple[Node, ...], name: str = "", type_: str = "f32") -> Node:

@@ -32,6 +32,8 @@ class Shape:
     flash_attn: bool
     cache_type_k: str
     cache_type_v: str
+    mask_cast: bool = False  # builds before b9410: an f32 mask input cast to f16 for flash attention
+    embd_input: bool = True  # builds before #18898 (b7775 at the earliest): no inp_embd input in the graph
 
 
 def _names(spec) -> set[str]:
@@ -66,21 +68,25 @@ def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_o
     v_trans = not s.flash_attn
     w = g.external  # weights and KV cache: only their shapes matter
 
+    g.layer = -1  # the input layer: token_embd stays in host memory
     tokens = g.input("inp_tokens", (T,), "i32")
-    inp_embd = g.input("inp_embd", (e, T))
     embd = g.get_rows(w("token_embd", (e, spec.n_vocab)), tokens, "embd")
     g.expand(embd)
-    g.expand(inp_embd)
+    if s.embd_input:
+        g.expand(g.input("inp_embd", (e, T)))
     k_rot = g.input("attn_inp_k_rot", (_rot_width(hd_k),) * 2) if rot_k else None
     pos = g.input("inp_pos", (T,), "i32")
     v_rot = g.input("attn_inp_v_rot", (64, 64)) if rot_v else None
     k_idxs = g.input("attn_inp_k_idxs", (T,), "i64")
     v_idxs = None if mla else g.input("attn_inp_v_idxs", (T * kv_v if v_trans else T,), "i64")
-    mask = g.input("attn_inp_kq_mask", (s.n_kv, T // ns, 1, ns), "f16" if s.flash_attn else "f32")
+    mask = g.input("attn_inp_kq_mask", (s.n_kv, T // ns, 1, ns),
+                   "f16" if s.flash_attn and not s.mask_cast else "f32")
     out_ids = g.input("out_ids", (s.outputs,), "i32")
     for leaf in (k_rot, pos, v_rot, k_idxs, v_idxs, mask, out_ids):
         if leaf is not None:
             g.expand(leaf)
+    if s.mask_cast:  # ggml_cast(mask, F16): a node, placed where its first reader (attention) is
+        mask = g._new("CPY", mask.ne, (mask,), "attn_inp_kq_mask_cnv", "f16")
 
     fused_qkv = "attn_qkv.weight" in have
     qk_norm = "attn_q_norm.weight" in have
@@ -93,6 +99,7 @@ def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_o
 
     cur = embd
     for il in range(spec.n_layer):
+        g.layer = il
         inp = cur
         x = g.same("MUL", g.same("RMS_NORM", cur), w("attn_norm", (e,)), name=f"attn_norm-{il}")
         if mla:
@@ -107,7 +114,7 @@ def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_o
         if f"blk.{il}.ffn_gate_inp.weight" in tensor_names:
             out = _moe(g, x, spec, n_ff_exp, norm_w, tensor_names, il)
             if shared:
-                out = g.same("ADD", out, _dense_ffn(g, x, _shared_ff(spec), True, il))
+                out = g.same("ADD", out, _dense_ffn(g, x, _shared_ff(spec), True, il, "_shexp"))
         else:
             out = _dense_ffn(g, x, spec.n_ff, gated, il)
         # residual first (phi3): in-place reuse then takes the residual's memory, not the FFN output's
@@ -115,6 +122,7 @@ def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_o
     if not with_output:
         g.expand(cur)
         return g
+    g.layer = spec.n_layer
     cur = g.same("MUL", g.same("RMS_NORM", cur), w("output_norm", (e,)), name="result_norm")
     g.expand(g.mul_mat(w("output", (e, spec.n_vocab)), cur, "result_output"))
     return g
@@ -247,15 +255,33 @@ def _shared_ff(spec) -> int:
     return (_meta_int(spec, "expert_feed_forward_length") or spec.n_ff) * count
 
 
-def _dense_ffn(g: Graph, x: Node, n_ff: int, gated: bool, il: int) -> Node:
+def _dense_ffn(g: Graph, x: Node, n_ff: int, gated: bool, il: int, suffix: str = "") -> Node:
     e = x.ne[0]
     if gated:
-        gate = g.mul_mat(g.external("ffn_gate", (e, n_ff)), x, f"ffn_gate-{il}")
-        up = g.mul_mat(g.external("ffn_up", (e, n_ff)), x, f"ffn_up-{il}")
+        gate = g.mul_mat(g.external("ffn_gate" + suffix, (e, n_ff)), x, f"ffn_gate-{il}")
+        up = g.mul_mat(g.external("ffn_up" + suffix, (e, n_ff)), x, f"ffn_up-{il}")
         act = g.glu("SWIGLU", gate, up)
     else:  # phi3: one up tensor holds gate and up
-        act = g.glu("SWIGLU", g.mul_mat(g.external("ffn_up", (e, 2 * n_ff)), x, f"ffn_up-{il}"))
-    return g.mul_mat(g.external("ffn_down", (n_ff, e)), act, f"ffn_out-{il}")
+        act = g.glu("SWIGLU", g.mul_mat(g.external("ffn_up" + suffix, (e, 2 * n_ff)), x, f"ffn_up-{il}"))
+    return g.mul_mat(g.external("ffn_down" + suffix, (n_ff, e)), act, f"ffn_out-{il}")
+
+
+# the builder's names for weights -> the GGUF tensor names (blk.N.<name>.weight): what a copy of one weighs
+GGUF_NAMES = {"Qcur": "attn_q", "Kcur": "attn_k", "Vcur": "attn_v", "wqkv": "attn_qkv", "wo": "attn_output",
+              "qn": "attn_q_norm", "kn": "attn_k_norm", "gate_inp": "ffn_gate_inp", "gate_exps": "ffn_gate_exps",
+              "up_exps": "ffn_up_exps", "down_exps": "ffn_down_exps", "wq_a": "attn_q_a",
+              "q_a_norm": "attn_q_a_norm", "wq_b": "attn_q_b", "wq": "attn_q", "wk_b": "attn_k_b",
+              "wkv_a_mqa": "attn_kv_a_mqa", "kv_a_norm": "attn_kv_a_norm", "wv_b": "attn_v_b"}
+
+
+def gguf_name(node: Node, n_layer: int) -> str | None:
+    """The GGUF tensor an external weight of the recorded graph stands for (None: a bias or unknown)."""
+    if node.layer is None or node.cache or node.name == "b":
+        return None
+    base = GGUF_NAMES.get(node.name, node.name)
+    if node.layer < 0 or node.layer >= n_layer:
+        return f"{base}.weight"
+    return f"blk.{node.layer}.{base}.weight"
 
 
 def _moe(g: Graph, x: Node, spec, n_ff: int, norm_w: bool, names: set[str], il: int) -> Node:

@@ -36,6 +36,8 @@ class Features:
     flash_attn: bool
     encoder: bool
     mask_bytes: int = 0  # the KQ mask inputs: alive from the first layer to the last, freed before the logits
+    outputs: int = 0  # logits rows of the graph (llama-server keeps one per sequence)
+    limited: bool = False  # outputs below the micro-batch: the logits stage has `outputs` rows, not T
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +67,8 @@ def peak(f: Features, c: dict[str, float]) -> tuple[int, int, int]:
         attn = 4 * t * (c["on_e"] * e + c["on_q"] * f.n_q) + c["on_kv"] * t * f.n_kv
     else:
         attn = 4 * t * f.n_kv * f.n_head + 4 * t * (c["off_e"] * e + c["off_q"] * f.n_q)
-    out = 4 * t * (f.n_vocab + c["out_e"] * e + 1) + live
+    rows = f.outputs if f.limited else t
+    out = 4 * rows * (f.n_vocab + c["out_e"] * e + 1) + live
     layers = int(max(ffn, attn + inputs))
     host = 4 * t * e + f.mask_bytes  # input embeddings and the KQ masks
     return int(max(out, layers)), layers, host
