@@ -15,11 +15,21 @@ Progress = Callable[[int, int, str], None]  # (done, total, what): header fetche
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where one file (shard) of a model is, so that its header can be read again (fitcheck --exact)."""
+
+    path: str  # a local path, or a URL
+    remote: bool = False
+    send_token: bool = False  # the Hub's own URLs carry the HF token
+
+
+@dataclass(frozen=True)
 class Model:
     """One model, and how llama.cpp would be pointed at it."""
 
     spec: ModelSpec
     model_arg: list[str]
+    files: tuple[Location, ...] = ()  # every shard, in order (spec.shard_extents has their extents)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .gguf import build_spec, split_names
 from .gguf_header import GGUFHeader
 from .header_reads import read_header
 from .ranged import RangedHttpSource
-from .types import Model
+from .types import Location, Model
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def shard_urls(url: str) -> list[str]:
 def load_url(url: str, stats: list[dict[str, Any]] | None = None) -> Model:
     """The model at `url` (and its sibling shards when split)."""
     shards = [_read_shard(u, stats) for u in shard_urls(url)]
-    return Model(build_spec(url, [(r.header, r.size) for r in shards]), ["-mu", url])
+    files = tuple(Location(u, remote=True) for u in shard_urls(url))
+    return Model(build_spec(url, [(r.header, r.size) for r in shards]), ["-mu", url], files)
 
 
 def _read_shard(url: str, stats: list[dict[str, Any]] | None) -> _Read:
