@@ -226,9 +226,10 @@ def _kv_suggestion(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardwa
 
 
 def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_arg: list[str], *,
-         limits: bool = True) -> Plan:
+         limits: bool = True, brief: bool = False) -> Plan:
     """The placement, verdict and command; with `limits`, also the context limits and the KV-cache tip
-    (each of which re-plans at other settings)."""
+    (each of which re-plans at other settings). `brief` (a `fitcheck scan` row): only the verdict's own max
+    context, no GPU-only max context beside another verdict's and no tips (max_ctx_gpu None, suggestions ())."""
     p = best_placement(spec, needs, settings, hw)
     tgts = targets(hw, settings)
     verdict = verdict_of(p)
@@ -260,7 +261,8 @@ def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_
     short = shortfall(p) if verdict is Verdict.NONE else 0
     suggestions: tuple[str, ...] = ()
     if limits:
-        gpu_max = max_ctx(spec, settings, hw, Verdict.GPU) if has_accel and settings.gpu_layers is None else None
+        want_gpu = has_accel and settings.gpu_layers is None and (verdict is Verdict.GPU or not brief)
+        gpu_max = max_ctx(spec, settings, hw, Verdict.GPU) if want_gpu else None
         ctx_max = gpu_max if verdict is Verdict.GPU else max_ctx(spec, settings, hw, verdict)
         train = spec.n_ctx_train * _seqs(settings)
         capped = ctx_max is not None and spec.n_ctx_train > 0 and ctx_max >= train // 256 * 256
@@ -268,8 +270,9 @@ def plan(spec: ModelSpec, needs: Needs, settings: Settings, hw: Hardware, model_
             notes.append(f"max context stops at the training context ({spec.n_ctx_train:,} per sequence); the "
                          f"requested {needs.ctx:,} is beyond it (llama.cpp warns; quality degrades without "
                          "rope scaling)")
-        suggestions = (_nearest(spec, needs, settings, hw, p, short) if verdict is Verdict.NONE
-                       else _kv_suggestion(spec, needs, settings, hw, verdict))
+        if not brief:
+            suggestions = (_nearest(spec, needs, settings, hw, p, short) if verdict is Verdict.NONE
+                           else _kv_suggestion(spec, needs, settings, hw, verdict))
     if verdict is Verdict.NONE:
         notes.append(f"does not fit: {_short_text(p)}")
         if settings.mmap and not settings.mlock and _ram_short_only(p):

@@ -33,7 +33,7 @@ def recommendation(table: QuantReport) -> str:
         r = rows[table.best]
         plan = r.report.plan
         extra = f" (up to {plan.max_ctx:,} tokens)" if plan.max_ctx else ""
-        what = f"{r.quant} (estimate)" if r.estimate else r.quant
+        what = (f"{r.quant} (estimate)" if r.estimate else r.quant) + _quality_words(r)
         return f"{what} is the best quality that fits fully on the GPU at ctx {ctx:,}{extra}: {plan.command}"
     if table.fallback is not None:
         r = rows[table.fallback]
@@ -41,9 +41,34 @@ def recommendation(table: QuantReport) -> str:
         place = (f"with {plan.gpu_layers} of {r.report.spec.n_layer + 1} layers on the GPU"
                  if plan.verdict is Verdict.OFFLOAD else "on the CPU only")
         smallest = next(q.quant for q in rows if q.report.plan.verdict in (Verdict.OFFLOAD, Verdict.CPU))
-        return (f"nothing fits fully on the GPU at ctx {ctx:,}; {r.quant} is the largest that runs, {place} "
-                f"(smaller quants such as {smallest} run faster): {plan.command}")
+        return (f"nothing fits fully on the GPU at ctx {ctx:,}; {r.quant}{_quality_words(r)} is the best quality "
+                f"that runs, {place} (smaller quants such as {smallest} run faster): {plan.command}")
     return f"no quant fits on this machine at ctx {ctx:,}: try a shorter context (-c) or a quantized KV cache"
+
+
+def _quality_words(r: QuantRow) -> str:
+    return f" ({r.quality.tier} quality)" if r.quality is not None and r.quality.tier else ""
+
+
+def quality_cell(r: QuantRow) -> Text:
+    """The tier of a row's file type, dimmed when unmeasured, yellow for the tiers worth avoiding."""
+    q = r.quality
+    if q is None or q.tier is None:
+        return Text("not measured", style="dim")
+    return Text(q.tier, style="yellow" if q.low else "")
+
+
+def bpw_cell(r: QuantRow) -> str:
+    return f"{r.bits_per_weight:.2f}" if r.bits_per_weight is not None else "-"
+
+
+def quality_legend() -> str:
+    """How the tiers are defined (mean KLD bounds) and where the figures come from."""
+    from ..quality import tier_bounds
+
+    bounds = " · ".join(f"{name} <{below:g}" if below is not None else name for name, below in tier_bounds())
+    return ("quality: the file type's mean KL-divergence vs f16 as llama.cpp measured it on LLaMA-3-8B "
+            f"(tools/perplexity/README.md): {bounds}; bpw: this file's own bits per weight")
 
 
 def render_quants_table(table: QuantReport, width: int = 120, color: bool = True) -> str:
@@ -63,7 +88,8 @@ def render_quants_table(table: QuantReport, width: int = 120, color: bool = True
     if sweep_ctx and first is not None:
         console.print(Text(f"columns at ctx {first.needs.ctx:,} (the first of the sweep); verdicts at the others "
                            "in the 'at' columns", style="dim"))
-    columns = ["quant", "file type", "size", "weights", "KV", "total", "verdict", "GPU layers", "max ctx", "tok/s"]
+    columns = ["quant", "file type", "bpw", "quality", "size", "weights", "KV", "total", "verdict", "GPU layers",
+               "max ctx", "tok/s"]
     columns += [f"at {ctx:,}" for ctx in sweep_ctx]
     cells = [_cells(table, i, r) for i, r in enumerate(table.rows)]
     # a narrow terminal loses the least needed columns whole, never the figures inside the others
@@ -79,6 +105,8 @@ def render_quants_table(table: QuantReport, width: int = 120, color: bool = True
     console.print(Text("recommend  ", style="bold") + Text(recommendation(table)))
     if any(r.estimate for r in table.rows):
         console.print(Text("~ = estimate from the parameter count, not a file in the repo", style="dim"))
+    if table.rows:
+        console.print(Text(quality_legend(), style="dim"))
     if table.notes:
         console.print(Text("notes", style="bold"))
         for note in table.notes:
@@ -86,13 +114,13 @@ def render_quants_table(table: QuantReport, width: int = 120, color: bool = True
     return out.getvalue()
 
 
-_DROP_ORDER = ("file type", "weights", "KV", "tok/s", "size", "GPU layers")
+_DROP_ORDER = ("file type", "weights", "KV", "bpw", "tok/s", "size", "GPU layers")
 
 
 def _grid(table: QuantReport, keep: list[str], columns: list[str], cells: list[list[Any]], color: bool) -> Table:
     grid = Table(box=box.SIMPLE_HEAVY, title="Quants (GiB, binary)", title_justify="left")
     for col in keep:
-        left = col in ("quant", "file type", "verdict") or col.startswith("at ")
+        left = col in ("quant", "file type", "quality", "verdict") or col.startswith("at ")
         grid.add_column(col, justify="left" if left else "right", no_wrap=True)
     index = [columns.index(col) for col in keep]
     for i, row in enumerate(cells):
@@ -118,8 +146,8 @@ def _cells(table: QuantReport, i: int, r: QuantRow) -> list[Any]:
     n_total = spec.n_layer + 1
     cells: list[Any] = [
         Text(mark + _label(table, r) + (" ~" if r.estimate else ""), style="bold" if i == table.best else ""),
-        spec.file_type or "-", gib(r.size_bytes), gib(needs.weights_bytes), gib(needs.kv_cache_bytes),
-        gib(needs.total_bytes), _short_verdict(plan.verdict),
+        spec.file_type or "-", bpw_cell(r), quality_cell(r), gib(r.size_bytes), gib(needs.weights_bytes),
+        gib(needs.kv_cache_bytes), gib(needs.total_bytes), _short_verdict(plan.verdict),
         f"{min(plan.gpu_layers, n_total)}/{n_total}" if table.hardware.gpus else "-",
         f"{plan.max_ctx:,}" if plan.max_ctx else "-",
         rate(r.report.speed.decode_tokens_per_s) if r.report.speed else "-"]
@@ -148,6 +176,8 @@ def quants_dict(table: QuantReport) -> dict[str, Any]:
             "weights_bytes": needs.weights_bytes, "kv_cache_bytes": needs.kv_cache_bytes,
             "total_bytes": needs.total_bytes, "verdict": plan.verdict, "gpu_layers": plan.gpu_layers,
             "max_ctx": plan.max_ctx, "command": plan.command, "estimate": r.estimate, "best": i == table.best,
+            "bits_per_weight": round(r.bits_per_weight, 3) if r.bits_per_weight is not None else None,
+            "quality": quality_dict(r),
             "decode_tokens_per_s": range_dict(r.report.speed.decode_tokens_per_s) if r.report.speed else None,
             "sweep": sweep_list(r.report)})
     return {
@@ -161,6 +191,14 @@ def quants_dict(table: QuantReport) -> dict[str, Any]:
         "recommendation": recommendation(table),
         "notes": list(table.notes),
     }
+
+
+def quality_dict(r: QuantRow) -> dict[str, Any] | None:
+    q = r.quality
+    if q is None:
+        return None
+    return {"file_type": q.file_type, "tier": q.tier, "rank": q.rank, "low": q.low, "kld": q.kld,
+            "ppl_increase": q.ppl_increase, "measured_on": q.measured_on, "source": q.source, "note": q.note}
 
 
 def render_quants_json(table: QuantReport) -> str:

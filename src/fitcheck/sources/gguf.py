@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..model import ModelSpec, Tensor
 from ..text import quoted, shown
 from . import validate
-from .gguf_header import FileSource, GGUFHeader, parse_header
+from .gguf_header import GGUFHeader
 
 SPLIT_RE = re.compile(r"^(?P<prefix>.*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
@@ -41,11 +41,13 @@ def load_local(path_text: str) -> ModelSpec:
         if missing:
             raise InputError(f"{path}: split model is missing {len(missing)} shard(s), e.g. {missing[0]}",
                              hint="download every shard into the same folder")
-    shards = []
+    from .shared_arrays import parse_file  # sibling quants' tokenizer arrays, recorded in fitcheck's cache
+
+    shards: list[tuple[GGUFHeader, int | None]] = []
     for shard in shard_paths:
         try:
-            with FileSource(str(shard)) as source:
-                shards.append((parse_header(source, shard.name), source.size))
+            parsed = parse_file(str(shard), shard.name)
+            shards.append((parsed.header, parsed.size))
         except OSError as exc:
             raise InputError(f"{shown(shard, 200)}: cannot read ({shown(exc.strerror or exc)})") from exc
     return build_spec(str(path), shards)
@@ -71,6 +73,7 @@ def build_spec(ref: str, shards: Sequence[tuple[GGUFHeader, int | None]]) -> Mod
     tensors: list[Tensor] = []
     seen: set[str] = set()
     total_file = 0
+    extents: list[tuple[int, int, int]] = []
     for header, file_size in shards:
         end = header.data_offset
         expected_offset = 0
@@ -93,6 +96,7 @@ def build_spec(ref: str, shards: Sequence[tuple[GGUFHeader, int | None]]) -> Mod
             end = max(end, header.data_offset + info.offset + size)
             tensors.append(Tensor(name, ttype.name, info.dims, size, layer))
         total_file += end
+        extents.append((header.header_bytes, header.data_offset, end))
         if file_size is not None and file_size < end:
             notes.append(f"file holds {file_size:,} of the {end:,} bytes its tensors need "
                          "(an incomplete download, or a header-only file)")
@@ -120,4 +124,5 @@ def build_spec(ref: str, shards: Sequence[tuple[GGUFHeader, int | None]]) -> Mod
         sliding_window=hp.sliding_window,
         metadata=hp.metadata,
         notes=tuple(notes),
+        shard_extents=tuple(extents),
     )

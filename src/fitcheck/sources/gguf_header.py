@@ -9,6 +9,7 @@ file is checked against the bytes that can exist before anything is allocated.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +51,23 @@ class ArraySummary:
 
     def __len__(self) -> int:
         return self.count
+
+
+# (key, count, record, body) of a large string array -> the end of its strings when they are known (a sibling
+# quant's, checked by the caller: sources/shared_arrays.py), else None: the parser walks them.
+KnownExtent = Callable[[str, int, int, int], int | None]
+
+
+@dataclass(frozen=True)
+class StringRun:
+    """A large string array as the parser met it: its key record at `record`, its strings in [body, end)."""
+
+    key: str
+    count: int
+    record: int
+    body: int
+    end: int
+    known: bool  # seeked over on a known extent, not walked
 
 
 @dataclass(frozen=True)
@@ -157,7 +175,28 @@ class _Cursor:
             rel = end
 
 
-def _value(cur: _Cursor, type_id: int, key: str) -> Any:
+@dataclass
+class _Arrays:
+    """What parse_header knows of large string arrays (`known`) and what it met (`runs`)."""
+
+    known: KnownExtent | None
+    runs: list[StringRun] | None
+    record: int = 0  # where the current key record starts
+    raw_key: str = ""
+
+    def skip(self, cur: _Cursor, count: int, label: str) -> None:
+        body = cur.pos
+        end = self.known(self.raw_key, count, self.record, body) if self.known is not None else None
+        if end is not None and body + 8 * count <= end <= cur.limit:
+            cur.skip(end - body, label)  # a wrong extent makes the next key unreadable: the caller reads plainly
+        else:
+            end = None
+            cur.skip_strings(count, label)
+        if self.runs is not None:
+            self.runs.append(StringRun(self.raw_key, count, self.record, body, cur.pos, end is not None))
+
+
+def _value(cur: _Cursor, type_id: int, key: str, arrays: _Arrays | None = None) -> Any:
     if type_id in _SCALARS:
         return cur.unpack(_SCALARS[type_id], key)
     if type_id == _STRING:
@@ -175,15 +214,23 @@ def _value(cur: _Cursor, type_id: int, key: str) -> Any:
         if elem_type == _STRING:
             cur.need(count * 8, key)  # each string has at least its 8-byte length
             if count > SMALL_ARRAY:
-                cur.skip_strings(count, key)
+                if arrays is not None:
+                    arrays.skip(cur, count, key)
+                else:
+                    cur.skip_strings(count, key)
                 return ArraySummary(elem_type, count)
             return [cur.string(key) for _ in range(count)]
         raise cur._corrupt(f"{key}: unsupported array element type {elem_type}")
     raise cur._corrupt(f"{key}: unknown value type {type_id}")
 
 
-def parse_header(source: ByteSource, name: str, readahead: int = 1 << 20) -> GGUFHeader:
-    """Parse metadata and tensor infos; never touches the tensor data."""
+def parse_header(source: ByteSource, name: str, readahead: int = 1 << 20, *, known: KnownExtent | None = None,
+                 runs: list[StringRun] | None = None) -> GGUFHeader:
+    """Parse metadata and tensor infos; never touches the tensor data.
+
+    `known`: extents of large string arrays the parser may seek over instead of walking (their contents are
+    never kept either way: the header is the same); `runs`: filled with each large string array met."""
+    arrays = _Arrays(known, runs) if known is not None or runs is not None else None
     cur = _Cursor(source, name, readahead)
     if (source.size is not None and source.size < 4) or cur.take(min(4, cur.limit), "magic") != GGUF_MAGIC:
         raise InputError(f"{cur.name}: not a GGUF file (no GGUF magic)",
@@ -199,10 +246,13 @@ def parse_header(source: ByteSource, name: str, readahead: int = 1 << 20) -> GGU
 
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
+        record = cur.pos
         key = cur.string("metadata key", MAX_NAME_BYTES)
         label = shown(key)  # the key in messages: escaped and cut
         type_id = cur.unpack("I", label + " type")
-        metadata[key] = _value(cur, type_id, label)
+        if arrays is not None:
+            arrays.record, arrays.raw_key = record, key
+        metadata[key] = _value(cur, type_id, label, arrays)
 
     cur.need(n_tensors * 29, "tensor infos")  # name length, n_dims, one dim, type, offset, at least
     tensors = []
