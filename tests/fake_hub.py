@@ -2,6 +2,8 @@
 
 It implements the parts of the Hub that fitcheck uses, with the Hub's status codes and headers:
 - `GET /api/models/{repo}[/revision/{rev}]` (model_info, `?blobs=True` for sizes and LFS hashes),
+- `GET /api/models?search=&filter=&sort=&limit=` (list_models: the search, newest-first or most-first as the Hub
+  sorts, paginated with a `Link: <...>; rel="next"` header every `page_size` repos; private repos only with access),
 - `HEAD|GET /{repo}/resolve/{rev}/{path}` with ETag / X-Linked-Etag / X-Linked-Size / X-Repo-Commit, Range (206,
   416) or, in no-Range mode, the whole file (200); LFS files can redirect to a second host name (`localhost`,
   like the Hub's CDN) that must not receive the Authorization header,
@@ -16,6 +18,7 @@ Every request is logged, and body bytes sent are counted per file, for tests and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -26,7 +29,7 @@ from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 CHUNK = 1 << 16
 TOKEN = "hf_goodtoken123456"  # the one token the demo hub accepts for org/gated and org/private
@@ -63,6 +66,16 @@ class HubRepo:
     private: bool = False
     gated: bool = False
     revisions: dict[str, str] = field(default_factory=dict)  # branch/tag -> commit sha
+    downloads: int = 0  # what the search endpoint reports and sorts by
+    likes: int = 0
+    trending_score: int = 0
+    created_at: str = "2025-01-01T00:00:00.000Z"
+    last_modified: str = "2025-01-01T00:00:00.000Z"
+    tags: list[str] = field(default_factory=list)  # besides "gguf", which a repo with a .gguf file gets
+
+    def all_tags(self) -> list[str]:
+        has_gguf = any(p.lower().endswith(".gguf") for p in self.files)
+        return self.tags + (["gguf"] if has_gguf and "gguf" not in self.tags else [])
 
     @property
     def sha(self) -> str:
@@ -99,6 +112,7 @@ class FakeHub:
         self.rtt_s = 0.0  # round-trip time added to every answer
         self.bandwidth_bps: float | None = None  # the shared downlink, bits per second (None: unlimited)
         self.handshake_rtts = 1  # round trips to open a connection (1: TCP; 2: TCP + TLS 1.3)
+        self.page_size = 1000  # repos per page of the search endpoint (the Hub pages with a Link header)
         self.connections = 0  # connections accepted
         self._link_free = 0.0  # when the emulated link has sent everything queued so far
         self.requests: list[Request] = []
@@ -185,6 +199,10 @@ class FakeHub:
         self.stop()
 
 
+_SEARCH = re.compile(r"^/api/models/?$")
+# the Hub's sort keys (as list_models sends them) -> HubRepo fields
+_SORT_KEYS = {"downloads": "downloads", "likes": "likes", "trendingScore": "trending_score",
+              "lastModified": "last_modified", "createdAt": "created_at"}
 _API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+?)(?:/revision/(?P<rev>[^/]+))?/?$")
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+)/(?P<sha>[0-9a-f]+)/(?P<path>.+)$")
@@ -204,7 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.hub.connections += 1
         if self.hub.rtt_s:
             time.sleep(self.hub.rtt_s * self.hub.handshake_rtts)
-        super().handle()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that ended a streamed read
+            super().handle()
 
     def do_HEAD(self) -> None:
         self._handle(head=True)
@@ -237,6 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         path = unquote(url.path)
         try:
+            if _SEARCH.match(path):
+                return self._search(parse_qs(url.query))
             if m := _API.match(path):
                 return self._model_info(m["repo"], m["rev"], parse_qs(url.query))
             if m := _RESOLVE.match(path):
@@ -317,6 +338,37 @@ class _Handler(BaseHTTPRequestHandler):
                 "gated": "manual" if repo.gated else False, "disabled": False, "siblings": siblings, "tags": []}
         self._send(200, {"Content-Type": "application/json"}, json.dumps(body).encode())
 
+    def _search(self, query: dict[str, list[str]]) -> None:
+        """list_models: ids containing `search` (case-insensitive), carrying every `filter` tag, sorted most
+        first, `limit` at most, a page of `page_size` with a Link to the next (`cursor` = offset)."""
+        hub, token = self.hub, self._token()
+        if token is not None and token not in hub.tokens:
+            return self._error(401, "Invalid credentials in Authorization header")
+        text = query.get("search", [""])[0].lower()
+        wanted = set(query.get("filter", []))
+        sort = query.get("sort", [None])[0]
+        if sort is not None and sort not in _SORT_KEYS:
+            return self._error(400, f"Invalid sort parameter: {sort}")
+        found = [(rid, r) for rid, r in sorted(hub.repos.items())
+                 if text in rid.lower() and wanted <= set(r.all_tags())
+                 and (not r.private or (token is not None and rid in hub.tokens.get(token, set())))]
+        if sort is not None:
+            found.sort(key=lambda item: getattr(item[1], _SORT_KEYS[sort]), reverse=True)
+        limit = int(query.get("limit", ["0"])[0] or 0)
+        if limit:
+            found = found[:limit]
+        start = int(query.get("cursor", ["0"])[0])
+        page = found[start:start + hub.page_size]
+        body = [{"_id": r.sha[:24], "id": rid, "modelId": rid, "likes": r.likes, "trendingScore": r.trending_score,
+                 "private": r.private, "downloads": r.downloads, "tags": r.all_tags(), "library_name": "gguf"
+                 if "gguf" in r.all_tags() else None, "createdAt": r.created_at} for rid, r in page]
+        headers = {"Content-Type": "application/json"}
+        if start + hub.page_size < len(found):
+            params = {k: v for k, v in query.items() if k != "cursor"}
+            rest = "&".join(f"{k}={quote(x)}" for k, vs in params.items() for x in vs)
+            headers["Link"] = f'<{hub.endpoint}/api/models?{rest}&cursor={start + hub.page_size}>; rel="next"'
+        self._send(200, headers, json.dumps(body).encode())
+
     def _resolve(self, repo_id: str, rev: str, path: str) -> None:
         repo = self._authorize(repo_id, content=True)
         if repo is None:
@@ -368,12 +420,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self._head:
             return
         pos = start
-        while pos < end:  # chunked, so a client that stops reading stops the transfer
-            piece = f.chunk(pos, min(end, pos + CHUNK))
-            self._rec.body_bytes += len(piece)  # counted before the write: the client may act on it at once
-            self.hub._transmit(len(piece))
-            self.wfile.write(piece)
-            pos += len(piece)
+        try:
+            while pos < end:  # chunked, so a client that stops reading stops the transfer
+                piece = f.chunk(pos, min(end, pos + CHUNK))
+                self._rec.body_bytes += len(piece)  # counted before the write: the client may act on it at once
+                self.hub._transmit(len(piece))
+                self.wfile.write(piece)
+                pos += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client closed early. On a real link the sender is a round trip of bytes ahead of what the
+            # client has read when its close arrives: those bytes crossed the link too, so they are counted.
+            if self.hub.bandwidth_bps and self.hub.rtt_s:
+                self._rec.body_bytes += min(end - pos, int(self.hub.bandwidth_bps / 8 * self.hub.rtt_s))
+            raise
 
 
 # -- demo content shared by the tests --------------------------------------------------------------------------
@@ -499,3 +558,33 @@ def populate(hub: FakeHub, files: dict[str, tuple[Path, int]]) -> None:
     for shard, ns in halves.items():
         data, size = safetensors_bytes({n: tensors[n] for n in ns})
         hub.add_file("org/Tiny-VL", shard, data, size=size)
+
+
+def populate_search(hub: FakeHub, files: dict[str, tuple[Path, int]]) -> None:
+    """Repos for `fitcheck search` (ids end in -GGUF-S so the other tests' repos stay out of it): a tiny quant repo
+    (fits), a 7B repo (offload on a small GPU), a gated, a broken, a projector-only and a private repo, with
+    download and like counts; a safetensors repo that the gguf filter leaves out."""
+    def repo(repo_id: str, downloads: int, likes: int, **flags: bool) -> HubRepo:
+        r = hub.add_repo(repo_id, **flags)
+        r.downloads, r.likes, r.trending_score = downloads, likes, downloads // 10 + likes
+        return r
+
+    for q in TINY_QUANTS:
+        path, size = files[q]
+        hub.add_file("acme/Tiny-GGUF-S", path.name, path, size=size)
+    repo("acme/Tiny-GGUF-S", 500, 40)
+    hub.add_file("acme/Qwen-7B-GGUF-S", "Qwen-Q4_K_M.gguf", files["qwen"][0], size=files["qwen"][1])
+    repo("acme/Qwen-7B-GGUF-S", 900, 5)
+    hub.add_file("acme/Gated-GGUF-S", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+    repo("acme/Gated-GGUF-S", 700, 30, gated=True)
+    hub.add_file("acme/Broken-GGUF-S", "model-Q4_K_M.gguf", b"PK\x03\x04 this is a zip, not a gguf" * 100)
+    repo("acme/Broken-GGUF-S", 300, 1)
+    hub.add_file("acme/Projector-GGUF-S", "mmproj-model-f16.gguf", b"GGUF" + b"\0" * 100)
+    repo("acme/Projector-GGUF-S", 200, 2)
+    hub.add_file("acme/Private-GGUF-S", "Tiny-Q4_K_M.gguf", files["Q4_K_M"][0], size=files["Q4_K_M"][1])
+    repo("acme/Private-GGUF-S", 10_000, 100, private=True)
+    config, tensors = tiny_safetensors()
+    data, size = safetensors_bytes(tensors)
+    hub.add_file("acme/Tiny-ST-GGUF-S-source", "config.json", json.dumps(config))
+    hub.add_file("acme/Tiny-ST-GGUF-S-source", "model.safetensors", data, size=size)
+    repo("acme/Tiny-ST-GGUF-S-source", 5_000, 50)

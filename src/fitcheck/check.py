@@ -39,6 +39,7 @@ from .sources.types import Model
 from .speed import estimate_speed
 
 if TYPE_CHECKING:
+    from .sources.stores.ollama_defaults import Run as OllamaRun
     from .sources.types import QuantSet
 
 Progress = Callable[[int, int, str], None]  # (done, total, what): header fetches of a repo
@@ -50,22 +51,38 @@ MeasureRam = Callable[[], "tuple[float, str] | None"]  # () -> (GB/s, how it was
 def check(ref: str, settings: Settings | None = None, hardware: HardwareOverrides | None = None, *,
           sweep: Sequence[int] = (), progress: Progress | None = None, nvml: Any = None,
           psutil_module: Any = None, measure_ram: MeasureRam | None = None,
-          attachments: Attachments | None = None) -> Report | QuantReport:
+          attachments: Attachments | None = None, detect_llama_build: bool = False,
+          exact: bool = False, given: frozenset[str] | None = None) -> Report | QuantReport:
     """A Report for one model, or a QuantReport for a repo of quants (`hf:org/repo`).
 
     `sweep`: further contexts to plan the same model at (settings.ctx is the first). `nvml` and
     `psutil_module` replace the probed libraries (tests fake the machine there). `measure_ram` measures
     the RAM bandwidth when a plan reads weights from RAM and none is known (default: a short, cached
-    measurement of this machine). `attachments`: the --mmproj, -md and --lora files of the command line."""
+    measurement of this machine). `attachments`: the --mmproj, -md and --lora files of the command line.
+    `detect_llama_build`: without a build in the settings, use the `llama-server --version` on PATH.
+    `exact`: also ask llama.cpp itself for the same model and plan (Report.exact; fitcheck.exact).
+    `given`: the Settings fields the user set (cli.GIVEN_OPTIONS), which Ollama's defaults never replace; None:
+    a field equal to llama.cpp's default counts as not given."""
     settings = settings or Settings()
     overrides = hardware or HardwareOverrides()
     validate(settings, overrides)
+    if exact:
+        _exact_ref(ref)
+    if detect_llama_build and settings.llama_cpp_build is None:
+        from .probe.llama_build import with_detected_build
+
+        settings = with_detected_build(settings)
     from .sources.types import QuantSet
 
     machine = probe(overrides, nvml=nvml, psutil_module=psutil_module)  # --gpu checked here
     validate_machine(settings, overrides, machine)
     loaded = load_attachments(attachments)
     target = _resolve(ref, progress)
+    if exact and isinstance(target, QuantSet):
+        _exact_ref(ref, len(target.choices))
+    ollama = None
+    if ref.startswith("ollama:") and isinstance(target, Model):
+        ollama, settings, loaded = _ollama(target, settings, machine, attachments, loaded, given)
 
     def run(hw: Hardware) -> Report | QuantReport:
         if isinstance(target, QuantSet):
@@ -82,7 +99,47 @@ def check(ref: str, settings: Settings | None = None, hardware: HardwareOverride
         if measured is not None:
             hw = replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
             result = _with_hardware(result, hw)
+    if ollama is not None and isinstance(result, Report):
+        result = ollama.finish(result)
+    if exact and isinstance(result, Report) and isinstance(target, Model):
+        from .exact import run_exact
+
+        result = replace(result, exact=run_exact(target, result))
     return result
+
+
+def _exact_ref(ref: str, choices: int | None = None) -> None:
+    """--exact asks llama.cpp about one file: a repo of quants is refused before any header is read."""
+    if choices is None and ref.startswith("hf:"):
+        from .sources.hf import parse_ref
+
+        hub = parse_ref(ref[3:])
+        if hub.tag or hub.path:
+            return
+    elif choices is None:
+        return
+    raise UsageError(f"--exact asks llama.cpp about one model file, and {ref} names a repository"
+                     + (f" of {choices} models" if choices else ""),
+                     hint="pick a quant: hf:org/repo:Q4_K_M (the quant table's recommendation is a good start)")
+
+
+def _ollama(target: Model, settings: Settings, machine: Hardware, attachments: Attachments | None,
+            loaded: LoadedAttachments | None,
+            given: frozenset[str] | None = None) -> tuple[OllamaRun | None, Settings, LoadedAttachments | None]:
+    """Ollama's own defaults where the options left llama.cpp's, and its projector layer as --mmproj (Ollama
+    passes it to llama-server)."""
+    import os
+
+    from .sources.stores import ollama_defaults
+    from .sources.stores.ollama import OllamaTarget
+
+    if not isinstance(target, OllamaTarget) or target.ollama is None:
+        return None, settings, loaded
+    run = ollama_defaults.start(target.ollama, target.spec.n_ctx_train, settings, machine, os.environ, given)
+    projectors = target.ollama.projectors
+    if projectors and not (attachments and attachments.mmproj):
+        loaded = load_attachments(replace(attachments or Attachments(), mmproj=projectors[0]))
+    return run, run.settings, loaded
 
 
 def validate(settings: Settings, overrides: HardwareOverrides) -> None:
@@ -161,11 +218,18 @@ def _model_arg(model_arg: list[str]) -> list[str]:
     return model_arg
 
 
+DEFAULT_DRAFT_MAX = 3  # --spec-draft-n-max's default (common/common.h): llama-server reserves 1 + 3 outputs a slot
+
+
 def _for_model(spec: ModelSpec, settings: Settings, attachments: LoadedAttachments | None,
                hardware: Hardware) -> tuple[Settings, tuple[str, ...]]:
     """Settings as llama.cpp resolves them for this model: -c 0 is the training context, -ub at most -b
     (llama-context.cpp: n_ubatch = min(n_batch, n_ubatch)), and the extras at this context."""
     notes: list[str] = []
+    accel = [g for g in hardware.gpus if not g.remote]
+    if accel and settings.backend is None:
+        # the accelerators' backend decides how compute buffers split (CUDA/ROCm: device + CUDA_Host)
+        settings = replace(settings, backend=accel[0].backend or ("metal" if hardware.unified_memory else "cuda"))
     if settings.ctx == 0:
         settings = replace(settings, ctx=spec.n_ctx_train or None)
         notes.append(f"-c 0: the training context, {spec.n_ctx_train:,} tokens")
@@ -180,6 +244,8 @@ def _for_model(spec: ModelSpec, settings: Settings, attachments: LoadedAttachmen
         offload = bool(hardware.gpus)
         extras = attachments.extras(spec, settings, main_ctx, flash_attn, offload)
         settings = replace(settings, extras=extras)
+        if any(e.kind == "draft" for e in extras) and not settings.n_draft:
+            settings = replace(settings, n_draft=DEFAULT_DRAFT_MAX)
         for extra in extras:
             notes += extra.notes
     return settings, tuple(notes)
@@ -258,13 +324,14 @@ def probe(overrides: HardwareOverrides, *, nvml: Any = None, psutil_module: Any 
 
 
 def check_model(model: Model, settings: Settings, hardware: Hardware, *, sweep: Sequence[int] = (),
-                attachments: LoadedAttachments | None = None) -> Report:
-    """Estimate and plan one model; with `sweep`, the need and verdict at every further context too."""
+                attachments: LoadedAttachments | None = None, brief: bool = False) -> Report:
+    """Estimate and plan one model; with `sweep`, the need and verdict at every further context too;
+    `brief`: what a scan row shows only (plan.plan's brief)."""
     spec = model.spec
     settings, setting_notes = _for_model(spec, settings, attachments, hardware)
     model = Model(spec, _model_arg(model.model_arg))
     needs = estimate(spec, settings)
-    result = plan(spec, needs, settings, hardware, model.model_arg)
+    result = plan(spec, needs, settings, hardware, model.model_arg, brief=brief)
     speed, speed_notes = estimate_speed(spec, needs, result, hardware)
     rows: list[SweepRow] = []
     if sweep:
@@ -296,21 +363,45 @@ def _sweep_row(model: Model, settings: Settings, hardware: Hardware) -> SweepRow
 
 def compare_quants(quants: QuantSet, settings: Settings, hardware: Hardware, *,
                    sweep: Sequence[int] = (), attachments: LoadedAttachments | None = None) -> QuantReport:
-    """Every quant planned under the same settings; `best` is the largest that fits fully on the GPU (in one
-    repo a bigger quant of the same model is the higher-quality one), `fallback` the largest that runs."""
+    """Every quant planned under the same settings; `best` is the best quality that fits fully on the GPU,
+    `fallback` (without a best) the best quality that runs. Quality is the file type's published loss
+    (fitcheck.quality: tier, then lower KLD), then size: the largest is not always the best (Q4_0 is larger
+    than IQ4_XS and measures worse). A note says so when only a Q3/Q2-class quant fits."""
+    from .quality import bits_per_weight, quality_of, rank_key
+
     rows = []
     for choice in quants.choices:
         report = check_model(choice.model, settings, hardware, sweep=sweep, attachments=attachments)
         size = choice.size_bytes if choice.size_bytes is not None else report.spec.file_size_bytes
-        rows.append(QuantRow(choice.quant, choice.file, size, choice.estimate, report))
+        rows.append(QuantRow(choice.quant, choice.file, size, choice.estimate, report,
+                             bits_per_weight(report.spec), quality_of(report.spec.file_type, choice.quant)))
     rows.sort(key=lambda r: (r.size_bytes or 0, r.quant))
-    on_gpu = [i for i, r in enumerate(rows) if r.report.plan.verdict is Verdict.GPU]
-    runs = [i for i, r in enumerate(rows) if r.report.plan.verdict in (Verdict.OFFLOAD, Verdict.CPU)]
-    best = on_gpu[-1] if on_gpu else None
-    fallback = runs[-1] if runs and best is None else None
+
+    def pick(verdicts: tuple[Verdict, ...]) -> int | None:
+        found = [i for i, r in enumerate(rows) if r.report.plan.verdict in verdicts]
+        return max(found, key=lambda i: (rank_key(rows[i].quality, rows[i].size_bytes), i)) if found else None
+
+    best = pick((Verdict.GPU,))
+    fallback = pick((Verdict.OFFLOAD, Verdict.CPU)) if best is None else None
     first_needs = rows[0].report.needs.notes if rows else ()
-    notes = _merge(tuple(quants.notes), hardware.notes, first_needs)
+    notes = _merge(tuple(quants.notes), hardware.notes, first_needs, _low_quality_notes(rows, best, fallback))
     return QuantReport(quants.ref, quants.kind, settings, hardware, tuple(rows), best, fallback, notes)
+
+
+def _low_quality_notes(rows: Sequence[QuantRow], best: int | None, fallback: int | None) -> tuple[str, ...]:
+    """'Avoid Q2/Q3' where the pick is of a low tier: with its measured loss next to Q4_K_M's."""
+    from .quality import quality_of
+
+    chosen = best if best is not None else fallback
+    q = rows[chosen].quality if chosen is not None else None
+    if chosen is None or q is None or not q.low:
+        return ()
+    where = "fully on the GPU" if best is not None else "on this machine"
+    ref = quality_of("Q4_K_M")
+    measured = (f" (mean KLD {q.kld:.3f} on {q.measured_on}, {q.kld / ref.kld:.1f}x Q4_K_M's {ref.kld:.3f})"
+                if q.kld is not None and ref is not None and ref.kld else "")
+    return (f"only a low-quality quant fits {where}: {rows[chosen].quant} is '{q.tier}'{measured}; avoid Q2/Q3 "
+            "where you can: more memory, a shorter context (-c) or a smaller model at Q4_K_M or better",)
 
 
 def fits(result: Report | QuantReport | HardwareComparison) -> bool:

@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from .model import HardwareComparison, QuantReport, Report
+    from .probe.overrides import HardwareOverrides
 
 from ._version import __version__
 from .errors import FitcheckError, UsageError
@@ -94,6 +95,7 @@ def _version(value: bool) -> None:
 
 @app.command(cls=_Command, epilog=EPILOG)
 def main(
+    invocation: typer.Context,
     ref: Annotated[Optional[str], typer.Argument(
         help="A .gguf file (any shard of a split model), hf:org/repo (every quant), hf:org/repo:Q4_K_M, "
              "hf:org/repo/file.gguf, hf:org/repo@rev, an https:// URL — or, after --, a whole llama-server / "
@@ -164,6 +166,10 @@ def main(
                                           help="Read the weights into memory instead of mapping the file.")] = False,
     mlock: Annotated[bool, typer.Option("--mlock", rich_help_panel=PLACEMENT,
                                         help="Lock the weights in RAM.")] = False,
+    llama_cpp: Annotated[Optional[str], typer.Option(
+        "--llama-cpp", rich_help_panel=PLACEMENT, metavar="BUILD",
+        help="llama.cpp build the figures are for: b6000, 6000 or latest (default: the llama-server on PATH, "
+             "else latest).")] = None,
     rpc: Annotated[Optional[list[str]], typer.Option(
         rich_help_panel=HARDWARE, help="A llama.cpp RPC server and its free memory: HOST:PORT=24G (repeatable).")] = None,
     unified: Annotated[bool, typer.Option("--unified", rich_help_panel=HARDWARE,
@@ -197,6 +203,10 @@ def main(
     command_only: Annotated[bool, typer.Option("--command-only", rich_help_panel=OUTPUT,
                                                help="Print only the llama-server command (nothing when it does "
                                                     "not fit); the exit code as usual.")] = False,
+    exact: Annotated[bool, typer.Option("--exact", rich_help_panel=OUTPUT,
+                                        help="Also ask llama.cpp itself (the llama_cpp module or llama-fit-params "
+                                             "on PATH / in $FITCHECK_LLAMA_CPP) on a header-only sparse copy, and "
+                                             "show its figures beside fitcheck's.")] = False,
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     rich_help_panel=OUTPUT, help="Print the version.")] = None,
 ) -> None:
@@ -205,27 +215,19 @@ def main(
 
     from .check import check, compare_hardware, fits
     from .extras import Attachments, DraftRequest, check_cache_type
+    from .llama_build import parse_build
     from .model import Settings
-    from .probe.overrides import HardwareOverrides
-    from .units import (
-        parse_ctx,
-        parse_ctx_list,
-        parse_memory,
-        parse_memory_list,
-        parse_overrides,
-        parse_rpc,
-        parse_split,
-    )
+    from .units import parse_ctx, parse_ctx_list, parse_memory, parse_overrides, parse_split
 
     if ref is None:
         raise UsageError("no model given", hint="fitcheck MODEL.gguf, hf:org/repo, or -- llama-server -m MODEL ...")
     if pasted:
         raise UsageError(f"unexpected argument {pasted[0]!r}", hint="one model; a llama.cpp command goes after --")
     contexts = parse_ctx_list(ctx) if ctx else [None]
-    if gpu_share is not None and not 0 < gpu_share <= 1:
-        raise UsageError("--gpu-share must be a fraction in (0, 1]")
     if json_output and command_only:
         raise UsageError("--json and --command-only both choose the output: pick one")
+    if exact and gpu and len(gpu) > 1:
+        raise UsageError("--exact asks this machine's llama.cpp about one plan", hint="keep one --gpu option")
     draft = None
     if model_draft is not None:
         draft = DraftRequest(model_draft, _gpu_layers(gpu_layers_draft, "-ngld"),
@@ -246,11 +248,9 @@ def main(
         tensor_overrides=parse_overrides(override_tensor or []),
         gpu_reserve_bytes=parse_memory(reserve), margin_bytes=parse_memory(margin), require=require,
         no_kv_offload=no_kv_offload, main_gpu=main_gpu, split_mode=split_mode.lower(), devices=devices,
-        mmap=not no_mmap, mlock=mlock)
-    overrides = HardwareOverrides(
-        vram=tuple(parse_memory_list(vram)) if vram else None, ram=parse_memory(ram) if ram else None,
-        cpu_only=cpu_only, rpc=tuple(parse_rpc(r) for r in rpc or []), unified=unified, gpu_share=gpu_share,
-        gpu=gpu[0] if gpu else None, ram_bandwidth_gbps=ram_bandwidth)
+        mmap=not no_mmap, mlock=mlock, llama_cpp_build=parse_build(llama_cpp) if llama_cpp else None)
+    overrides = machine_overrides(vram, ram, cpu_only=cpu_only, rpc=rpc, unified=unified, gpu_share=gpu_share,
+                                  gpu=gpu[0] if gpu else None, ram_bandwidth=ram_bandwidth)
     sweep = [c for c in contexts[1:] if c is not None]
     result: Report | QuantReport | HardwareComparison
     if gpu and len(gpu) > 1:
@@ -260,11 +260,39 @@ def main(
         options = [(name, replace(overrides, gpu=name)) for name in dict.fromkeys(gpu)]
         result = compare_hardware(ref, settings, options, progress=_progress(), attachments=attachments)
     else:
-        result = check(ref, settings, overrides, sweep=sweep, progress=_progress(), attachments=attachments)
+        result = check(ref, settings, overrides, sweep=sweep, progress=_progress(), attachments=attachments,
+                       detect_llama_build=llama_cpp is None, exact=exact, given=_given(invocation))
     ok = fits(result)
     sys.stdout.write(_commands(result) if command_only else _render(result, json_output))
     sys.stdout.flush()
     raise typer.Exit(EXIT_FITS if ok else EXIT_NO_FIT)
+
+
+GIVEN_OPTIONS = ("parallel", "batch", "ubatch", "cache_type_k", "cache_type_v", "flash_attn")  # Settings names
+
+
+def _given(invocation: typer.Context | None) -> frozenset[str] | None:
+    """The options of GIVEN_OPTIONS the user gave (an `-np 1` equal to the default is given all the same)."""
+    if invocation is None:
+        return None
+    return frozenset(name for name in GIVEN_OPTIONS
+                     if getattr(invocation.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT")
+
+
+def machine_overrides(vram: Optional[str], ram: Optional[str], *, cpu_only: bool = False,
+                      rpc: Optional[list[str]] = None, unified: bool = False, gpu_share: Optional[float] = None,
+                      gpu: Optional[str] = None, ram_bandwidth: Optional[float] = None) -> HardwareOverrides:
+    """The machine options (--vram, --ram, --cpu-only, --rpc, --unified, --gpu-share, --gpu, --ram-bandwidth) as
+    HardwareOverrides; shared with the subcommands (fitcheck search)."""
+    from .probe.overrides import HardwareOverrides
+    from .units import parse_memory, parse_memory_list, parse_rpc
+
+    if gpu_share is not None and not 0 < gpu_share <= 1:
+        raise UsageError("--gpu-share must be a fraction in (0, 1]")
+    return HardwareOverrides(
+        vram=tuple(parse_memory_list(vram)) if vram else None, ram=parse_memory(ram) if ram else None,
+        cpu_only=cpu_only, rpc=tuple(parse_rpc(r) for r in rpc or []), unified=unified, gpu_share=gpu_share,
+        gpu=gpu, ram_bandwidth_gbps=ram_bandwidth)
 
 
 def _commands(result: Report | QuantReport | HardwareComparison) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import llama_build
 from .._version import __version__
-from ..model import Range, Report, Speed
+from ..model import Exact, Hardware, OllamaSetup, Range, Report, Speed
 
 SCHEMA_VERSION = 1
 
@@ -46,6 +47,11 @@ def report_dict(report: Report) -> dict[str, Any]:
             "flash_attn": "on" if needs.flash_attn else "off",
             "flash_attn_requested": s.flash_attn,
             "swa_full": s.swa_full,
+            "llama_cpp_build": llama_build.label(s.llama_cpp_build),
+            "llama_cpp_build_source": ("given" if s.llama_cpp_build is not None else "default")
+            if s.llama_cpp_build_source is None else "detected",
+            "consumer": s.consumer,
+            "output_rows": needs.output_rows,
             "gpu_layers": plan.gpu_layers,
             "n_cpu_moe": plan.n_cpu_moe,
             "tensor_split": list(s.tensor_split) if s.tensor_split else None,
@@ -69,17 +75,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "overhead_bytes": needs.overhead_bytes,
             "total_bytes": needs.total_bytes,
         },
-        "hardware": {
-            "source": hw.source,
-            "gpus": [{"index": g.index, "name": g.name, "total_bytes": g.total_bytes, "free_bytes": g.free_bytes,
-                      "bandwidth_gbps": g.bandwidth_gbps, "remote": g.remote, "fp16_tflops": g.fp16_tflops,
-                      "fp32_tflops": g.fp32_tflops, "link_gbps": g.link_gbps, "backend": g.backend,
-                      "spec_source": g.spec_source} for g in hw.gpus],
-            "ram": {"total_bytes": hw.ram_total_bytes, "available_bytes": hw.ram_available_bytes,
-                    "bandwidth_gbps": hw.ram_bandwidth_gbps, "bandwidth_source": hw.ram_bandwidth_source},
-            "cpu": {"name": hw.cpu_name, "threads": hw.cpu_threads, "gflops": hw.cpu_gflops},
-            "unified_memory": hw.unified_memory,
-        },
+        "hardware": hardware_dict(hw),
         "plan": {
             "verdict": plan.verdict,
             "gpu_layers": plan.gpu_layers,
@@ -103,8 +99,52 @@ def report_dict(report: Report) -> dict[str, Any]:
                     "command_args": list(e.command_args)} for e in s.extras],
         "sweep": sweep_list(report),
         "speed": speed_dict(report.speed),
-        "exact": None,
+        "exact": exact_dict(report.exact),
+        "ollama": ollama_dict(report.ollama),
         "notes": list(report.notes),
+    }
+
+
+def exact_dict(exact: Exact | None) -> dict[str, Any] | None:
+    """--exact: llama.cpp's own figures, keyed as `memory` (overhead is fitcheck's, never llama.cpp's: 0)."""
+    if exact is None:
+        return None
+    return {"engine": exact.engine,
+            "memory": {**exact.parts(), "overhead_bytes": 0, "total_bytes": exact.total_bytes},
+            "resolution_bytes": dict(exact.resolution_bytes),
+            "devices": [{"name": d.name, "weights_bytes": d.weights_bytes, "context_bytes": d.context_bytes,
+                         "compute_bytes": d.compute_bytes} for d in exact.devices],
+            "args": list(exact.args),
+            "incomparable": list(exact.incomparable),
+            "sparse_copy": {"header_bytes": exact.copy_header_bytes, "size_bytes": exact.copy_size_bytes,
+                            "disk_bytes": exact.copy_disk_bytes},
+            "notes": list(exact.notes)}
+
+
+def ollama_dict(setup: OllamaSetup | None) -> dict[str, Any] | None:
+    """An `ollama:` model: the server environment and Modelfile that reproduce the plan (else null)."""
+    if setup is None:
+        return None
+    return {"model": setup.model, "env": dict(setup.env),
+            "parameters": {k: int(v) if v.isdigit() else v for k, v in setup.parameters},
+            "modelfile": modelfile(setup), "notes": list(setup.notes)}
+
+
+def modelfile(setup: OllamaSetup) -> str:
+    return f"FROM {setup.model}\n" + "".join(f"PARAMETER {k} {v}\n" for k, v in setup.parameters)
+
+
+def hardware_dict(hw: Hardware) -> dict[str, Any]:
+    return {
+        "source": hw.source,
+        "gpus": [{"index": g.index, "name": g.name, "total_bytes": g.total_bytes, "free_bytes": g.free_bytes,
+                  "bandwidth_gbps": g.bandwidth_gbps, "remote": g.remote, "fp16_tflops": g.fp16_tflops,
+                  "fp32_tflops": g.fp32_tflops, "link_gbps": g.link_gbps, "backend": g.backend,
+                  "spec_source": g.spec_source} for g in hw.gpus],
+        "ram": {"total_bytes": hw.ram_total_bytes, "available_bytes": hw.ram_available_bytes,
+                "bandwidth_gbps": hw.ram_bandwidth_gbps, "bandwidth_source": hw.ram_bandwidth_source},
+        "cpu": {"name": hw.cpu_name, "threads": hw.cpu_threads, "gflops": hw.cpu_gflops},
+        "unified_memory": hw.unified_memory,
     }
 
 

@@ -9,7 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from ..model import FlashAttn, GiB, MiB, Range, Report, Verdict
+from ..model import Exact, FlashAttn, GiB, MiB, OllamaSetup, Range, Report, Verdict
 
 VERDICT_TEXT = {
     Verdict.GPU: ("fits on the GPU", "bold green"),
@@ -79,6 +79,10 @@ def _settings_line(report: Report) -> Text:
              f"GPU reserve {size(s.gpu_reserve_bytes)}", f"margin {size(s.margin_bytes)}"]
     if s.swa_full:
         items.append("swa-full")
+    build = "latest" if s.llama_cpp_build is None else f"b{s.llama_cpp_build}"
+    if s.llama_cpp_build_source is not None:
+        build += " (llama-server on PATH)"
+    items.append(f"{s.consumer} {build}, {needs.output_rows} logits row{'s' if needs.output_rows != 1 else ''}")
     return Text("assumes  " + " · ".join(items), style="dim")
 
 
@@ -121,6 +125,50 @@ def _device_table(report: Report) -> Table:
     table.add_row("capacity", *(gib(d.capacity_bytes) for d in devices))
     table.add_row("use", *(bar(d.total_bytes, d.capacity_bytes, width=6) for d in devices))
     return table
+
+
+_EXACT_PARTS = (("weights", "weights_bytes"), ("KV cache", "kv_cache_bytes"),
+                ("recurrent state", "recurrent_state_bytes"), ("compute buffer", "compute_bytes"),
+                ("output buffer", "output_bytes"))
+
+
+def _exact_table(report: Report, exact: Exact) -> Group:
+    """fitcheck's estimate beside llama.cpp's own figures, part by part (difference = fitcheck − llama.cpp)."""
+    table = Table(title="Estimate vs llama.cpp (--exact)", box=box.SIMPLE_HEAVY, title_justify="left")
+    for name in ("part", "fitcheck MiB", "llama.cpp MiB", "difference"):
+        table.add_column(name, justify="left" if name == "part" else "right")
+    needs = vars(report.needs)
+    ours_total = theirs_total = 0
+    for label, key in _EXACT_PARTS:
+        ours, theirs = needs[key], exact.parts()[key]
+        ours_total, theirs_total = ours_total + ours, theirs_total + theirs
+        if ours or theirs or key in ("weights_bytes", "kv_cache_bytes"):
+            table.add_row(label, f"{ours / MiB:,.2f}", f"{theirs / MiB:,.2f}",
+                          _OTHER if key in exact.incomparable
+                          else _difference(ours, theirs, exact.resolution_bytes.get(key, 0)))
+    table.add_row(Text("total", style="bold"), f"{ours_total / MiB:,.2f}", f"{theirs_total / MiB:,.2f}",
+                  _OTHER if exact.incomparable
+                  else _difference(ours_total, theirs_total, sum(exact.resolution_bytes.values())))
+    lines: list[Table | Text] = [table, Text(f"llama.cpp  {exact.engine}", style="dim")]
+    devices = " · ".join(f"{d.name}: " + " + ".join(f"{label} {'?' if v is None else f'{v / MiB:,.0f}'}" for label, v in
+                                                       (("model", d.weights_bytes), ("context", d.context_bytes),
+                                                        ("compute", d.compute_bytes)))
+                         for d in exact.devices)
+    lines.append(Text(f"llama.cpp per device (MiB)  {devices}", style="dim"))
+    lines.append(Text("llama.cpp ran with  " + " ".join(exact.args) + "  (fitcheck's settings and plan)", style="dim"))
+    lines += [Text(f"  • {note}", style="dim") for note in exact.notes]
+    return Group(*lines)
+
+
+_OTHER = Text("other settings (note)", style="dim")
+
+
+def _difference(ours: int, theirs: int, resolution: int) -> Text:
+    diff = ours - theirs
+    if abs(diff) <= resolution:
+        return Text("=" if diff == 0 else "= (rounding)", style="green")
+    pct = f" ({diff / theirs:+.1%})" if theirs else ""
+    return Text(f"{diff / MiB:+,.2f}{pct}", style="yellow" if theirs and abs(diff / theirs) <= 0.05 else "red")
 
 
 def _sweep_table(report: Report) -> Table:
@@ -175,8 +223,18 @@ def _verdict(report: Report) -> Group:
         lines += [Text("nearest  ") + Text(tip, style="green") for tip in plan.suggestions]
     else:
         lines.append(Text("run      ") + Text(plan.command, style="cyan"))
+        if report.ollama is not None:  # an ollama: model: the same plan, told to Ollama
+            lines += _ollama_lines(report.ollama)
         lines += [Text("tip      ") + Text(tip, style="green") for tip in plan.suggestions]
     return Group(*lines)
+
+
+def _ollama_lines(setup: OllamaSetup) -> list[Text]:
+    env = " ".join(f"{k}={v}" for k, v in setup.env)
+    lines = [Text("ollama   ") + Text(f"{env} ollama serve" if env else "ollama serve", style="cyan")]
+    params = " · ".join(f"PARAMETER {k} {v}" for k, v in setup.parameters)
+    lines.append(Text("ollama   ") + Text(f"Modelfile: FROM {setup.model} · {params}", style="cyan"))
+    return lines
 
 
 def render_table(report: Report, width: int = 100, color: bool = True) -> str:
@@ -189,9 +247,11 @@ def render_table(report: Report, width: int = 100, color: bool = True) -> str:
         console.print(Text(f"details below: ctx {report.needs.ctx:,}, the first context of the sweep", style="bold"))
     console.print(_memory_table(report))
     console.print(_device_table(report))
+    if report.exact is not None:
+        console.print(_exact_table(report, report.exact))
     for line in _verdict(report).renderables:
         # the command is never wrapped: a copied or grepped line must be the whole command
-        console.print(line, soft_wrap=isinstance(line, Text) and line.plain.startswith("run "))
+        console.print(line, soft_wrap=isinstance(line, Text) and line.plain.startswith(("run ", "ollama ")))
     if report.notes:
         console.print(Text("notes", style="bold"))
         for note in report.notes:

@@ -1,7 +1,7 @@
 """Hugging Face Hub references: parse `hf:org/repo[@rev][:QUANT | /path.gguf]`, list the repo, read GGUF headers,
 and turn the reference into one model or the repo's set of quants.
 
-The listing is one `HfApi.model_info(files_metadata=True)` call: file sizes and content hashes (the LFS
+The listing is one `HfApi.model_info(files_metadata=True)` request: file sizes and content hashes (the LFS
 sha256 is the file's ETag), and the commit every later read is pinned to. Headers are then read with ranged
 requests (ranged.py) and cached on disk by (endpoint, repo, commit, path, etag); the listing is cached by
 (endpoint, repo, revision) so HF_HUB_OFFLINE=1 works from the cache alone (cache.py).
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import quote
 
 from .._version import __version__
 from ..errors import FitcheckError, HubError, HubUnavailable, InputError
@@ -27,7 +28,7 @@ from .gguf_header import GGUFHeader
 from .header_reads import FOLLOWER_FIRST, Read, SharedLayouts, read_header
 from .header_scan import Layout
 from .ranged import RangedHttpSource
-from .types import Choice, Model, Progress, QuantSet
+from .types import Choice, Location, Model, Progress, QuantSet
 
 # Quant labels as the Hub and llama.cpp's `-hf repo:TAG` see them in file names (last match wins).
 QUANT_RE = re.compile(r"(?<![A-Z0-9])((?:UD-)?(?:I?Q[1-8](?:_[0-9A-Z]+)*|BF16|F16|F32|MXFP4(?:_MOE)?|TQ[12]_0))"
@@ -98,10 +99,25 @@ def list_repo(repo: str, revision: str | None) -> Listing:
     """The repo's files at `revision`; online always asked (a branch moves), offline from the cache."""
 
     def fetch() -> Listing:
-        info = transport.hub_call(f"hf:{repo}", lambda: api().model_info(
-            repo, revision=revision, files_metadata=True, timeout=settings.timeout_s()))
-        files = tuple(RepoFile(s.rfilename, s.size, s.lfs.sha256 if s.lfs else s.blob_id) for s in info.siblings or [])
-        return Listing(repo, revision, info.sha or revision or "main", files)
+        # HfApi.model_info(files_metadata=True)'s request, sent through huggingface_hub's session, headers and
+        # status checks (transport.send) rather than HfApi itself: importing hf_api costs ~0.1 s of CPU on
+        # every Hub check, for this one GET. Same URL, same answer, same errors.
+        url = f"{settings.endpoint()}/api/models/{repo}"
+        if revision is not None:
+            url += f"/revision/{quote(revision, safe='')}"
+        # huggingface_hub's first headers of a day may fetch its agent registry from the Hub: bounded like a request
+        headers = transport.hub_call(f"hf:{repo}", lambda: settings.request_headers(True))
+        response = transport.send("GET", url + "?blobs=true", headers, f"hf:{repo}")
+        try:
+            info = response.json()
+            siblings = info.get("siblings") or []
+            files = tuple(RepoFile(str(s["rfilename"]), s["size"] if isinstance(s.get("size"), int) else None,
+                                   (s.get("lfs") or {}).get("sha256") or s.get("blobId")) for s in siblings)
+            commit = str(info.get("sha") or revision or "main")
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise HubError(f"hf:{shown(repo)}: the Hub's answer about the repository could not be read",
+                           hint="retry later; HF_HUB_OFFLINE=1 answers from fitcheck's cache") from None
+        return Listing(repo, revision, commit, files)
 
     key = (settings.endpoint(), repo, revision or "main")
     try:
@@ -205,14 +221,12 @@ def read_gguf_header(listing: Listing, f: RepoFile, stats: list[dict[str, Any]] 
     With `shared`, the file follows that repo's leader: it fetches its first bytes, waits for the leader's
     layout, and reads only what differs from it (header_reads.py); the leader publishes its layout when done.
     """
-    from huggingface_hub import hf_hub_url
-
     what = f"hf:{listing.repo}/{f.path}"
     fetched: list[dict[str, Any]] = []
     follower = shared is not None and shared.leader != f.path and _first_shard(f.path)
 
     def fetch() -> Read:
-        url = hf_hub_url(listing.repo, f.path, revision=listing.commit, endpoint=settings.endpoint())
+        url = settings.file_url(listing.repo, f.path, listing.commit)
         source = RangedHttpSource(url, what, send_token=True, size=f.size)
         read: Read | None = None
         try:
@@ -397,7 +411,7 @@ def load_gguf(ref: HubRef, listing: Listing, *, progress: Progress | None = None
     qs = QuantSet(str(ref), ref.repo, "gguf", notes=notes + loaded.notes)
     for group, spec in loaded.specs:
         label = group.label or spec.file_type or shown(os.path.basename(group.path))
-        model = Model(spec, _hf_arg(ref.repo, group.label, group.path))
+        model = Model(spec, _hf_arg(ref.repo, group.label, group.path), _locations(listing, group))
         qs.choices.append(Choice(label, group.path, group.size, model))
     return qs
 
@@ -408,7 +422,33 @@ def _single(listing: Listing, group: GGUFGroup, ref: str, notes: list[str],
     spec = group_spec(listing, group, ref, stats, shared if shared.layouts else None)
     if notes:
         spec = replace(spec, notes=spec.notes + tuple(notes))
-    return Model(spec, _hf_arg(listing.repo, group.label, group.path))
+    return Model(spec, _hf_arg(listing.repo, group.label, group.path), _locations(listing, group))
+
+
+def _locations(listing: Listing, group: GGUFGroup) -> tuple[Location, ...]:
+    """Each shard's URL pinned to the listing's commit (what --exact reads the header range from)."""
+    return tuple(Location(settings.file_url(listing.repo, f.path, listing.commit),
+                          remote=True, send_token=True) for f in group.files)
+
+
+def load_from_local_cache(ref: HubRef) -> Model | None:
+    """A file or quant tag already fully downloaded into the Hugging Face cache (by huggingface_hub or by
+    llama.cpp's -hf), read there with no network request; None otherwise (a whole repo is always listed: the
+    cache may hold only some of its quants)."""
+    if not (ref.path or ref.tag):
+        return None
+    from .stores.caches import local_hub_file
+    from .stores.headers import local_model
+
+    found = local_hub_file(ref.repo, ref.revision, ref.path, ref.tag)
+    if found is None:
+        return None
+    path, rel = found
+    names = split_names(os.path.basename(path))
+    shards = [os.path.join(os.path.dirname(path), n) for n in names] if names else [path]
+    model = local_model(shards, ref=str(ref), model_arg=_hf_arg(ref.repo, quant_label(rel), rel))
+    note = f"read from the local Hugging Face cache ({shown(os.path.dirname(path), 120)}), no network request"
+    return replace(model, spec=replace(model.spec, notes=model.spec.notes + (note,)))
 
 
 def _hf_arg(repo: str, label: str | None, path: str) -> list[str]:

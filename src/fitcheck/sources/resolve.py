@@ -4,6 +4,7 @@
 - `hf:org/repo/dir/file.gguf`, `hf:org/repo:Q4_K_M`, `hf:org/repo@rev...` -> one model, `-hf org/repo:QUANT`
 - `hf:org/repo` -> every GGUF quant in the repo, or for a safetensors repo the native need and what-if quants
 - `https://host/.../file.gguf` -> one model read by ranged requests, `-mu URL`
+- `ollama:NAME[:TAG]`, `lmstudio:publisher/model[/file.gguf]` -> a model in a local store (sources/stores)
   (a Hub URL `{HF_ENDPOINT}/org/repo/resolve|blob/rev/path` is read as the matching `hf:` reference)
 
 The remote modules are imported only for remote references, so a local check never loads huggingface_hub.
@@ -11,6 +12,7 @@ The remote modules are imported only for remote references, so a local check nev
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -32,6 +34,14 @@ def resolve(ref: str, *, progress: Progress | None = None,
         from .hf import parse_ref
 
         return _resolve_hub(parse_ref(ref[3:]), progress, stats)
+    if ref.startswith("ollama:"):
+        from .stores import ollama
+
+        return ollama.load(ref[len("ollama:"):])
+    if ref.startswith("lmstudio:"):
+        from .stores import lmstudio
+
+        return lmstudio.resolve(ref[len("lmstudio:"):])
     if ref.startswith(("http://", "https://")):
         hub_ref = hub_url_ref(ref)
         if hub_ref is not None:
@@ -39,9 +49,13 @@ def resolve(ref: str, *, progress: Progress | None = None,
         from .url import load_url
 
         return load_url(ref, stats)
-    from .gguf import load_local
+    from .gguf import load_local, split_names
+    from .types import Location
 
-    return Model(load_local(ref), ["-m", ref])
+    spec = load_local(ref)
+    folder, name = os.path.split(ref)
+    files = tuple(Location(os.path.join(folder, n)) for n in (split_names(name) or [name]))
+    return Model(spec, ["-m", ref], files)
 
 
 def load_model(ref: str) -> Model:
@@ -76,6 +90,9 @@ def _resolve_hub(ref: HubRef, progress: Progress | None, stats: list[dict[str, A
     from . import hf
     from .safetensors import load_safetensors_repo
 
+    local = hf.load_from_local_cache(ref)  # already downloaded: read there, no request
+    if local is not None:
+        return local
     listing = hf.list_repo(ref.repo, ref.revision)
     found = hf.load_gguf(ref, listing, progress=progress, stats=stats)
     if found is not None:

@@ -47,9 +47,7 @@ def _get_json(listing: hf.Listing, path: str) -> dict[str, Any]:
     what = f"hf:{listing.repo}/{path}"
 
     def fetch() -> dict[str, Any]:
-        from huggingface_hub import hf_hub_url
-
-        url = hf_hub_url(listing.repo, path, revision=listing.commit, endpoint=settings.endpoint())
+        url = settings.file_url(listing.repo, path, listing.commit)
         response = transport.send("GET", url, settings.request_headers(True), what)
         if len(response.content) > MAX_JSON_BYTES:
             raise InputError(f"{shown(what, 200)}: {len(response.content):,} bytes, too large for a {path}")
