@@ -437,6 +437,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 # -- demo content shared by the tests --------------------------------------------------------------------------
 
+def use_hub(hub: FakeHub, tmp_path: Path, monkeypatch: Any) -> None:
+    """Point huggingface_hub and fitcheck at this hub, with their caches in tmp_path and no token, offline mode
+    or retries from the environment: what every Hub test starts from."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("FITCHECK_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "0")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
 def tiny_layout(file_type: str, name: str = "Tiny") -> tuple[dict[str, Any], list[Any]]:
     from tests import gguf_builder as synth
 
@@ -444,6 +456,15 @@ def tiny_layout(file_type: str, name: str = "Tiny") -> tuple[dict[str, Any], lis
     return synth.llama_layout(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_ff=1024, n_vocab=2048,
                               n_ctx_train=8192, weight_type=weight, ffn_down_type=down, output_type=down,
                               embd_type=weight, file_type=ftype, name=name)
+
+
+def tiny_file(folder: Path, file_type: str = "Q4_K_M") -> tuple[Path, int]:
+    """A tiny llama header-only GGUF named like a Hub quant, and the full size it declares."""
+    from tests import gguf_builder as synth
+
+    meta, tensors = tiny_layout(file_type)
+    path = folder / f"Tiny-{file_type}.gguf"
+    return path, synth.write_header_only(path, "llama", meta, tensors)
 
 
 def qwen7b_layout() -> tuple[dict[str, Any], list[Any]]:

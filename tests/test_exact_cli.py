@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_hub import FakeHub, tiny_layout
-from tests import gguf_builder as synth
+from fake_hub import FakeHub, tiny_file
 
 DATA = Path(__file__).resolve().parent / "data" / "exact"
 HW = ["--cpu-only", "--ram", "64G"]
@@ -56,9 +55,7 @@ def test_not_available_is_one_line_and_exit_3(llama8b_path):
 
 
 def test_repo_of_quants_is_refused_before_any_request(tmp_path):
-    meta, tensors = tiny_layout("Q4_K_M")
-    header = tmp_path / "Tiny-Q4_K_M.gguf"
-    full = synth.write_header_only(header, "llama", meta, tensors)
+    header, full = tiny_file(tmp_path)
     with FakeHub() as hub:
         hub.add_file("org/Tiny-GGUF", header.name, header, size=full)
         out = fitcheck("hf:org/Tiny-GGUF", *HW, "--exact", HF_ENDPOINT=hub.endpoint)

@@ -16,7 +16,7 @@ from fitcheck.sources.types import Location, Model
 from tests import gguf_builder as synth
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_hub import FakeHub, tiny_layout
+from fake_hub import FakeHub, tiny_file, tiny_layout
 
 SLACK = 64 * 1024  # a filesystem may round a file's last block up (4 KiB here; some use 64 KiB)
 
@@ -57,9 +57,7 @@ def test_split_model_keeps_every_shard_name(tmp_path):
 
 
 def test_hub_file_reads_the_header_range_once(tmp_path):
-    meta, tensors = tiny_layout("Q4_K_M")
-    header = tmp_path / "Tiny-Q4_K_M.gguf"
-    full = synth.write_header_only(header, "llama", meta, tensors)
+    header, full = tiny_file(tmp_path)
     with FakeHub() as hub:
         hub.add_file("org/Tiny-GGUF", header.name, header, size=full)
         os.environ["HF_ENDPOINT"] = hub.endpoint

@@ -19,7 +19,7 @@ from fitcheck.render.search import render_search_json, render_search_table
 from fitcheck.search import fits, search
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_hub import TOKEN, FakeHub, build_files, populate, populate_search
+from fake_hub import TOKEN, FakeHub, build_files, populate, populate_search, use_hub
 
 GiB = 1024**3
 MACHINE = HardwareOverrides(vram=(4 * GiB,), ram=16 * GiB, ram_bandwidth_gbps=40.0)
@@ -37,13 +37,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> FakeHub:
 
 @pytest.fixture(autouse=True)
 def env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("FITCHECK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "0")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    use_hub(hub, tmp_path, monkeypatch)
     hub.page_size = 1000
     hub.fail.clear()
     hub.reset_counters()

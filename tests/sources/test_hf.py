@@ -14,7 +14,7 @@ from fitcheck.sources.types import Model, QuantSet
 from fitcheck.sources.url import shard_urls
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_hub import TOKEN, FakeHub, build_files, populate
+from fake_hub import TOKEN, FakeHub, build_files, populate, use_hub
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +31,8 @@ def hub(files) -> FakeHub:
 
 @pytest.fixture(autouse=True)
 def env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("FITCHECK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "0")
+    use_hub(hub, tmp_path, monkeypatch)
     monkeypatch.setenv("FITCHECK_HTTP_TIMEOUT", "5")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     hub.redirect_lfs = hub.no_range = False
     hub.fail.clear()
     hub.fail_times.clear()

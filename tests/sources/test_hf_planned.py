@@ -17,7 +17,7 @@ from fitcheck.sources.resolve import resolve
 from fitcheck.sources.types import Model, QuantSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_hub import FakeHub
+from fake_hub import FakeHub, use_hub
 from tests import gguf_builder as synth
 
 N_VOCAB = 20_000  # above the parser's SMALL_ARRAY: summarised, and so shareable
@@ -67,13 +67,7 @@ def hub(files) -> FakeHub:
 
 @pytest.fixture(autouse=True)
 def env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("FITCHECK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "0")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    use_hub(hub, tmp_path, monkeypatch)
     hub.redirect_lfs = True
     hub.set_link()
     hub.reset_counters()

@@ -12,7 +12,7 @@ from fitcheck.sources.safetensors import WHAT_IF
 from fitcheck.sources.types import QuantSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fake_hub import FakeHub, build_files, populate
+from fake_hub import FakeHub, build_files, populate, use_hub
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +24,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> FakeHub:
 
 @pytest.fixture(autouse=True)
 def env(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("FITCHECK_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FITCHECK_HTTP_RETRIES", "0")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    use_hub(hub, tmp_path, monkeypatch)
     hub.reset_counters()
 
 
