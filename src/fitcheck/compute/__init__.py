@@ -163,55 +163,99 @@ def _device_bytes(t: Any, alignment: int) -> int:
     return size
 
 
-_REPLAYED: OrderedDict[tuple[Any, ...], tuple[int, ...]] = OrderedDict()
-_REPLAY_MEMO = 512
+_REPLAYED: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_REPLAY_MEMO = 512  # graphs and per-backend variants remembered
+_DEPENDENCIES_KEPT = 16  # per variant: results for that many different sets of copied weights' sizes
+# the graphs themselves (a few MiB each), for the replays a sibling quant does not share: its streamed ones
+_GRAPHS: OrderedDict[tuple[Any, ...], graph.Graph] = OrderedDict()
+_GRAPH_MEMO = 6
 
 
 def _replayed(spec: ModelSpec, shape: graph.Shape, split: tuple[Any, ...] | None) -> tuple[int, ...]:
     """The replayed buffers, remembered per graph: the quants of one model, its sweep and its context search
-    share shapes, and weights' types never enter the graph (every weight but token_embd on the accelerators).
+    share shapes, and weights' types never enter the graph.
 
-    One buffer (split None): (with the output head, without it). Per backend: (the accelerator with the output
-    head, one holding only blocks, the host buffer)."""
-    # per backend, copies of host-resident weights enter the buffers: their types count too
-    key = (_graph_key(spec), shape, split, tuple((t.name, t.ggml_type) for t in spec.tensors) if split else None)
-    found = _REPLAYED.get(key)
-    if found is None:
-        features_ = archs.graph_features(spec)
-        full = graph.build_transformer(spec, shape, features_)
-        if split is None:
-            blocks = graph.build_transformer(spec, shape, features_, with_output=False)
-            found = (full.buffer_size(), blocks.buffer_size())
+    One buffer (split None): (with the output head, without it). Per backend: see _per_backend."""
+    graph_key = (_graph_key(spec), shape)
+
+    def full() -> graph.Graph:  # built only when a replay is not remembered, and kept for the next ones
+        found = _GRAPHS.get(graph_key)
+        if found is None:
+            found = _GRAPHS[graph_key] = graph.build_transformer(spec, shape, archs.graph_features(spec))
+            if len(_GRAPHS) > _GRAPH_MEMO:
+                _GRAPHS.popitem(last=False)
         else:
-            found = _per_backend(spec, full, split[0], nkvo=bool(split[1]))
-        _REPLAYED[key] = found
-        if len(_REPLAYED) > _REPLAY_MEMO:
-            _REPLAYED.popitem(last=False)
-    else:
+            _GRAPHS.move_to_end(graph_key)
+        return found
+
+    if split is not None:
+        return _per_backend(spec, graph_key, full, split[0], nkvo=bool(split[1]))
+    key = (graph_key, None)
+    found = _remembered(key)
+    if found is None:
+        blocks = graph.build_transformer(spec, shape, archs.graph_features(spec), with_output=False)
+        found = (full().buffer_size(), blocks.buffer_size())
+        _remember(key, found)
+    return found
+
+
+def _remembered(key: tuple[Any, ...]) -> Any:
+    found = _REPLAYED.get(key)
+    if found is not None:
         _REPLAYED.move_to_end(key)
     return found
 
 
-def _per_backend(spec: ModelSpec, full: graph.Graph, alignment: int, nkvo: bool) -> tuple[int, ...]:
+def _remember(key: tuple[Any, ...], value: Any) -> None:
+    _REPLAYED[key] = value
+    if len(_REPLAYED) > _REPLAY_MEMO:
+        _REPLAYED.popitem(last=False)
+
+
+def _per_backend(spec: ModelSpec, graph_key: tuple[Any, ...], full: Callable[[], graph.Graph], alignment: int,
+                 nkvo: bool) -> tuple[int, ...]:
     """(device with the output, device with blocks only, host, streamed and its host, experts streamed).
 
     Every layer offloaded: one accelerator (its buffer and the host's), and two with the blocks split in
     halves (the first one's buffer: a device holding only blocks); token_embd stays in host memory. Then the
     first accelerator and the host with every layer in host memory (partial -ngl: the ops of a micro-batch
     still run on the accelerator, each weight copied in as it is needed, the KV cache views too), and the
-    first accelerator with only the routed experts in host memory (-cmoe)."""
-    n = spec.n_layer
-    sizes = {t.name: t for t in spec.tensors}
+    first accelerator with only the routed experts in host memory (-cmoe).
 
-    def weight_bytes(t: graph.Node) -> int:
-        name = graph.gguf_name(t, n)
-        found = sizes.get(name) if name else None
-        return sched._nbytes(t) if found is None else _device_bytes(found, alignment)
+    Each placement is remembered apart, with the sizes of the weights its scheduler copied between backends:
+    they are all a replay reads of the weights (the graph holds shapes only). So the quants of a model share
+    the fully offloaded replays (they copy no weight: token_embd's lookup runs on the host, where it lives),
+    while the streamed ones, which copy every block's weights, are shared only by quants with the same sizes
+    (tests/test_compute_memo.py)."""
+    n = spec.n_layer
+    tensors = {t.name: t for t in spec.tensors}
+
+    def size_of(name: str | None) -> int | None:
+        found = tensors.get(name) if name else None
+        return None if found is None else _device_bytes(found, alignment)
+
+    def replay(variant: str, n_gpu: int, home: Callable[[graph.Node], int]) -> tuple[int, ...]:
+        key = (graph_key, alignment, nkvo, variant)
+        entries: list[tuple[tuple[tuple[str | None, int | None], ...], tuple[int, ...]]] = _remembered(key) or []
+        for dependencies, result in entries:
+            if all(size_of(name) == size for name, size in dependencies):
+                return result
+        read: dict[str | None, int | None] = {}
+
+        def weight_bytes(t: graph.Node) -> int:
+            name = graph.gguf_name(t, n)
+            size = size_of(name)
+            read[name] = size
+            return sched._nbytes(t) if size is None else size
+
+        result = tuple(sched.buffer_sizes(full(), n_gpu, home, alignment, weight_bytes))
+        _remember(key, [*entries[-(_DEPENDENCIES_KEPT - 1):], (tuple(read.items()), result)])
+        return result
 
     def one(t: graph.Node) -> int:
         return 1 if t.layer == -1 or (t.cache and nkvo) else 0
 
-    device, host = sched.buffer_sizes(full, 1, one, alignment, weight_bytes)
+    device, host = replay("one", 1, one)
     layer = device
     if n >= 2:
         def two(t: graph.Node) -> int:
@@ -219,7 +263,7 @@ def _per_backend(spec: ModelSpec, full: graph.Graph, alignment: int, nkvo: bool)
                 return 2
             return 0 if t.layer is not None and t.layer < n // 2 else 1
 
-        layer = sched.buffer_sizes(full, 2, two, alignment, weight_bytes)[0]
+        layer = replay("two", 2, two)[0]
 
     def everything_on_host(t: graph.Node) -> int:  # -ngl N <= n_layer: the output layer is in RAM too
         return 1 if t.layer is not None else 0
@@ -227,10 +271,10 @@ def _per_backend(spec: ModelSpec, full: graph.Graph, alignment: int, nkvo: bool)
     def experts_on_host(t: graph.Node) -> int:
         return 1 if t.layer == -1 or (t.cache and nkvo) or t.name.endswith("_exps") else 0
 
-    streamed, streamed_host = sched.buffer_sizes(full, 1, everything_on_host, alignment, weight_bytes)
+    streamed, streamed_host = replay("streamed", 1, everything_on_host)
     experts = device
     if any(t.is_expert for t in spec.tensors):
-        experts = sched.buffer_sizes(full, 1, experts_on_host, alignment, weight_bytes)[0]
+        experts = replay("experts", 1, experts_on_host)[0]
     return device, layer, host, streamed, streamed_host, experts
 
 

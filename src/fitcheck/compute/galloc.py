@@ -43,14 +43,6 @@ class Tensor:
 
 
 @dataclass
-class _State:
-    n_children: int = 0
-    n_views: int = 0
-    allocated: bool = False
-    offset: int = 0
-
-
-@dataclass
 class _Blocks:
     """ggml_dyn_tallocr for one chunk: free blocks sorted by offset, the last one open-ended."""
 
@@ -109,76 +101,130 @@ def buffer_size(graph: list[Tensor], alignment: int = 32, offsets: dict[int, int
     return buffer_sizes(graph, (alignment,), offsets)[0]
 
 
+@dataclass
+class Columns:
+    """A graph as one list per Tensor field (index i: the i-th tensor): what the allocator's walk reads
+    without building a Tensor per node (the scheduler replay hands its graph copies over like this)."""
+
+    op: list[str]
+    nbytes: list[int]
+    layout: list[tuple]
+    srcs: list[tuple[int, ...]]
+    view_of: list[int | None]
+    own: list[bool]
+    is_input: list[bool]
+    is_output: list[bool]
+    leaf: list[bool]
+    name: list[str]
+    buffer: list[int]
+    order: list[int] | None = None  # the walk (leafs first): indices into the lists; None: all, in list order
+
+    @classmethod
+    def of(cls, graph: list[Tensor]) -> Columns:
+        return cls([t.op for t in graph], [t.nbytes for t in graph], [t.layout for t in graph],
+                   [t.srcs for t in graph], [t.view_of for t in graph], [t.own for t in graph],
+                   [t.is_input for t in graph], [t.is_output for t in graph], [t.leaf for t in graph],
+                   [t.name for t in graph], [t.buffer for t in graph])
+
+    def reordered(self) -> Columns:
+        """The same graph with the walk as list order (indices renumbered; tensors outside it dropped)."""
+        if self.order is None:
+            return self
+        seq = self.order
+        pos: list[int | None] = [None] * len(self.op)
+        for p, k in enumerate(seq):
+            pos[k] = p
+
+        def at(k: int | None) -> int | None:
+            return None if k is None else pos[k]
+
+        srcs = [tuple(p for p in (pos[s] for s in self.srcs[k]) if p is not None) for k in seq]
+        return Columns([self.op[k] for k in seq], [self.nbytes[k] for k in seq], [self.layout[k] for k in seq], srcs,
+                       [at(self.view_of[k]) for k in seq], [self.own[k] for k in seq],
+                       [self.is_input[k] for k in seq], [self.is_output[k] for k in seq], [self.leaf[k] for k in seq],
+                       [self.name[k] for k in seq], [self.buffer[k] for k in seq])
+
+    def tensors(self) -> list[Tensor]:
+        if self.order is not None:
+            return self.reordered().tensors()
+        return [Tensor(*fields) for fields in zip(self.op, self.nbytes, self.layout, self.srcs, self.view_of,
+                                                  self.own, self.is_input, self.is_output, self.leaf, self.name,
+                                                  self.buffer, strict=True)]
+
+
 def buffer_sizes(graph: list[Tensor], alignments: tuple[int, ...],
                  offsets: dict[int, int] | None = None) -> list[int]:
     """Bytes ggml-alloc reserves in each backend's buffer (Tensor.buffer indexes `alignments`): one walk
     over the whole graph, one free list per buffer (ggml_gallocr_reserve_n)."""
-    st = [_State() for _ in graph]
+    return column_sizes(Columns.of(graph), alignments, offsets)
+
+
+def column_sizes(g: Columns, alignments: tuple[int, ...], offsets: dict[int, int] | None = None) -> list[int]:
+    """buffer_sizes over a graph held as columns."""
+    count = len(g.op)
+    nbytes, layout, srcs, view_of, own, is_output = g.nbytes, g.layout, g.srcs, g.view_of, g.own, g.is_output
+    n_children, n_views = [0] * count, [0] * count
+    allocated, offset = [False] * count, [0] * count
     pools = [_Blocks(a) for a in alignments]
-    home = [t.buffer for t in graph]  # an in-place result lives in its parent's buffer
-
-    def is_view(i: int) -> bool:
-        return graph[i].view_of is not None
-
-    def free_node(i: int) -> None:
-        if graph[i].is_output:
-            return
-        pools[home[i]].release(st[i].offset, graph[i].nbytes)
-        st[i].allocated = False
+    home = list(g.buffer)  # an in-place result lives in its parent's buffer
+    inplace = [can_inplace(op) for op in g.op]
 
     def allocate(i: int) -> None:
-        t = graph[i]
-        if not t.own or st[i].allocated or is_view(i):
+        if not own[i] or allocated[i] or view_of[i] is not None:
             return
-        st[i].allocated = True
-        if can_inplace(t.op):
-            for p in t.srcs:
-                parent = graph[p]
+        allocated[i] = True
+        if inplace[i]:
+            for p in srcs[i]:
                 # only memory this allocator placed can be taken over; views are never placed themselves, so
                 # ggml-alloc's branch for reusing a view parent does not fire in this version
-                if not st[p].allocated or parent.is_output:
+                if not allocated[p] or is_output[p]:
                     continue
-                if parent.layout != t.layout or st[p].n_children != 1 or st[p].n_views != 0:
+                if n_children[p] != 1 or n_views[p] != 0 or layout[p] != layout[i]:
                     continue
-                st[i].offset = st[p].offset
+                offset[i] = offset[p]
                 home[i] = home[p]
-                st[p].allocated = False
-                _free_extra(pools[home[p]], st[p].offset, parent.nbytes, t.nbytes)
+                allocated[p] = False
+                _free_extra(pools[home[p]], offset[p], nbytes[p], nbytes[i])
                 if offsets is not None:
-                    offsets[i] = st[i].offset
+                    offsets[i] = offset[i]
                 return
-        st[i].offset = pools[home[i]].alloc(t.nbytes)
+        offset[i] = pools[home[i]].alloc(nbytes[i])
         if offsets is not None:
-            offsets[i] = st[i].offset
+            offsets[i] = offset[i]
 
-    leafs = [i for i, t in enumerate(graph) if t.leaf]
-    nodes = [i for i, t in enumerate(graph) if not t.leaf]
-    for i in leafs:
-        allocate(i)
-    for i in nodes:
-        t = graph[i]
-        if t.view_of is not None and t.op != "NONE":
-            st[t.view_of].n_views += 1
-        if t.is_input:
+    leaf, is_input, op = g.leaf, g.is_input, g.op
+    walk = range(count) if g.order is None else g.order
+    nodes = [i for i in walk if not leaf[i]]
+    for i in walk:
+        if leaf[i]:
             allocate(i)
-        for p in t.srcs:
-            st[p].n_children += 1
-            if graph[p].is_input:
+    for i in nodes:
+        v = view_of[i]
+        if v is not None and op[i] != "NONE":
+            n_views[v] += 1
+        if is_input[i]:
+            allocate(i)
+        for p in srcs[i]:
+            n_children[p] += 1
+            if is_input[p]:
                 allocate(p)
     for i in nodes:
-        for p in graph[i].srcs:
+        sources = srcs[i]
+        for p in sources:
             allocate(p)
         allocate(i)
-        for p in graph[i].srcs:
-            st[p].n_children -= 1
-            if st[p].n_children == 0 and st[p].n_views == 0:
-                src = graph[p].view_of
+        for p in sources:
+            n_children[p] -= 1
+            if n_children[p] == 0 and n_views[p] == 0:
+                src = view_of[p]
                 if src is not None:
-                    st[src].n_views -= 1
-                    if st[src].n_views == 0 and st[src].n_children == 0 and st[src].allocated:
-                        free_node(src)
-                elif st[p].allocated:
-                    free_node(p)
+                    n_views[src] -= 1
+                    if n_views[src] == 0 and n_children[src] == 0 and allocated[src] and not is_output[src]:
+                        pools[home[src]].release(offset[src], nbytes[src])
+                        allocated[src] = False
+                elif allocated[p] and not is_output[p]:
+                    pools[home[p]].release(offset[p], nbytes[p])
+                    allocated[p] = False
     return [pool.max_size for pool in pools]
 
 
