@@ -234,3 +234,18 @@ def test_live_gpu_free_memory_moving_within_a_step_reuses_the_rows(populated, mo
 def test_given_memory_is_planned_as_given():
     machine = probe(HardwareOverrides(vram=(8 * GiB + 1,), ram=32 * GiB + 1, ram_bandwidth_gbps=50.0))
     assert steady(machine, HardwareOverrides(vram=(8 * GiB + 1,), ram=32 * GiB + 1)) == machine
+
+
+def test_names_from_files_and_metadata_are_escaped_not_markup(stores, tmp_path):
+    """A file name and a general.name are untrusted: control characters are shown as escapes and rich markup
+    is printed as text, in the table and its notes."""
+    from fitcheck.render.scan import render_scan_table
+
+    folder = tmp_path / "odd"
+    st.small_model(folder / "[red]x\x1b[2J.gguf", name="[bold]evil\x1b]0;title\x07")
+    (folder / "[link=x]p\x1b[1m.gguf.part").write_bytes(b"GGUF")
+    report = scan([str(folder)], Settings(ctx=4096), MACHINE, stores=False)
+    text = render_scan_table(report, width=300, color=False)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "[bold]evil" in text and "\\x1b" in text  # the markup is text, the escape is written out
+    assert "[link=x]p" in text

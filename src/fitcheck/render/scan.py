@@ -12,6 +12,7 @@ from rich.text import Text
 
 from .._version import __version__
 from ..model import Verdict
+from ..text import shown
 from .json import SCHEMA_VERSION, hardware_dict, range_dict
 from .table import VERDICT_TEXT, rate, size, text_console
 
@@ -44,21 +45,22 @@ def render_scan_table(report: ScanReport, width: int = 120, color: bool = True) 
     for i, row in enumerate(report.rows, 1):
         p = row.plan
         runs = p is not None and p.verdict is not Verdict.NONE
-        table.add_row(str(i), p.name if p is not None else row.entry.name, row.entry.store,
+        # names come from files and their metadata: escaped, and never read as rich markup
+        table.add_row(str(i), Text(shown(p.name if p is not None else row.entry.name)), Text(shown(row.entry.store)),
                       (p.file_type or "?") if p is not None else "",
                       size(p.file_size_bytes if p is not None else row.entry.size_bytes), _verdict_cell(row),
                       str(p.gpu_layers) if p is not None and runs else "",
                       f"{p.max_ctx:,}" if p is not None and p.max_ctx else "",
-                      rate(p.decode_tokens_per_s) if p is not None else "", row.entry.ref)
+                      rate(p.decode_tokens_per_s) if p is not None else "", Text(shown(row.entry.ref)))
     console.print(table)
-    looked = [f"{s.store} {s.root} ({s.files} file{'' if s.files == 1 else 's'})" if s.status == "found"
-              else f"{s.store} {s.root} ({s.status})" for s in report.stores]
+    looked = [f"{s.store} {shown(s.root, 200)} ({s.files} file{'' if s.files == 1 else 's'})" if s.status == "found"
+              else f"{s.store} {shown(s.root, 200)} ({s.status})" for s in report.stores]
     if looked:
         console.print(Text("looked in  " + " · ".join(looked), style="dim"))
     best = next((p for p in plans if p.command), None)
     if best is not None and best.command:
-        console.print(Text("run        ") + Text(best.command, style="cyan"), soft_wrap=True)
-    notes = list(report.notes) + [f"{row.entry.name}: {row.note}" for row in report.rows
+        console.print(Text("run        ") + Text(shown(best.command, 2000), style="cyan"), soft_wrap=True)
+    notes = list(report.notes) + [f"{shown(row.entry.name)}: {row.note}" for row in report.rows
                                   if row.note and row.entry.kind in ("unreadable", "missing", "partial")]
     if notes:
         console.print(Text("notes", style="bold"))

@@ -108,11 +108,11 @@ def _cells(report: SearchReport, r: RepoResult) -> list[Any]:
     row = r.row
     counts = [_counts(r.hit.downloads), _counts(r.hit.likes)]
     if row is None:
-        return [str(r.hit.rank), shown(r.hit.repo), "-", "-", "-", "-", Text("see notes", style="dim"), "-", "-",
+        return [str(r.hit.rank), Text(shown(r.hit.repo)), "-", "-", "-", "-", Text("see notes", style="dim"), "-", "-",
                 "-", *counts]
     plan, spec = row.report.plan, row.report.spec
     n_total = spec.n_layer + 1
-    return [str(r.hit.rank), shown(r.hit.repo), shown(row.quant), bpw_cell(row), quality_cell(row),
+    return [str(r.hit.rank), Text(shown(r.hit.repo)), Text(shown(row.quant)), bpw_cell(row), quality_cell(row),
             gib(row.size_bytes), _short_verdict(plan.verdict),
             f"{min(plan.gpu_layers, n_total)}/{n_total}" if report.hardware.gpus else "-",
             f"{plan.max_ctx:,}" if plan.max_ctx else "-",
