@@ -66,3 +66,15 @@ def test_tag_falls_back_to_a_name_token():
               GGUFGroup((RepoFile("M-base.gguf", 1, None),), None)]
     assert match_tag(groups, "BASE", "org/r").path == "M-base.gguf"
 
+
+
+@pytest.mark.parametrize(("name", "value"), [("FITCHECK_HTTP_TIMEOUT", "abc"), ("FITCHECK_HTTP_TIMEOUT", "0"),
+                                             ("FITCHECK_HTTP_TIMEOUT", "nan"), ("FITCHECK_HTTP_RETRIES", "x"),
+                                             ("FITCHECK_HTTP_RETRIES", "-1")])
+def test_a_bad_network_setting_is_a_usage_error(monkeypatch, name, value):
+    from fitcheck.errors import UsageError
+    from fitcheck.sources import settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(UsageError, match=name):
+        settings.timeout_s() if name.endswith("TIMEOUT") else settings.retries()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 from .._version import __version__
+from ..errors import UsageError
+from ..text import shown
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
@@ -18,13 +20,27 @@ OFFLINE_HINT = "run once online, or unset HF_HUB_OFFLINE"
 
 
 def timeout_s() -> float:
-    """FITCHECK_HTTP_TIMEOUT: seconds per request (connect and each read)."""
-    return float(os.environ.get("FITCHECK_HTTP_TIMEOUT") or DEFAULT_TIMEOUT)
+    """FITCHECK_HTTP_TIMEOUT: seconds per request (connect and each read), a positive number."""
+    text = os.environ.get("FITCHECK_HTTP_TIMEOUT") or ""
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise UsageError(f"FITCHECK_HTTP_TIMEOUT={shown(text)} is not a number of seconds", hint="e.g. 10")
+    return value
 
 
 def retries() -> int:
     """FITCHECK_HTTP_RETRIES: how many times a 5xx/429 answer, a timeout or a network error is retried."""
-    return int(os.environ.get("FITCHECK_HTTP_RETRIES") or DEFAULT_RETRIES)
+    text = os.environ.get("FITCHECK_HTTP_RETRIES") or ""
+    try:
+        value = int(text) if text else DEFAULT_RETRIES
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 100:
+        raise UsageError(f"FITCHECK_HTTP_RETRIES={shown(text)} is not a count from 0 to 100", hint="e.g. 2")
+    return value
 
 
 def offline() -> bool:
