@@ -73,6 +73,18 @@ def test_an_unreadable_server_is_no_build(tmp_path, monkeypatch, body):
     assert detect(timeout_s=0.5) is None
 
 
+def test_the_answer_is_remembered_per_binary(tmp_path, monkeypatch):
+    """A GPU build's --version starts its backends: asked once per binary, again when the binary changes."""
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("PATH", _fake_server(tmp_path, f'echo x >> {calls}; echo "version: 7000 (abc)" >&2')["PATH"])
+    cache = tmp_path / "cache"
+    assert detect(cache=cache) == detect(cache=cache) == (7000, str(tmp_path / "llama-server"))
+    assert calls.read_text().count("x") == 1
+    _fake_server(tmp_path, f'echo x >> {calls}; echo "version: 7100 (def)" >&2; true')  # rebuilt: new size
+    assert detect(cache=cache) == (7100, str(tmp_path / "llama-server"))
+    assert calls.read_text().count("x") == 2
+
+
 def test_no_server_on_path(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     assert detect() is None

@@ -5,21 +5,48 @@ A bounded subprocess call (2 s), only from the application layer; any failure me
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+from ..cachedir import cache_dir
 from ..model import Settings
 
 VERSION = re.compile(r"version:\s*(\d+)\s*\(")
 TIMEOUT_S = 2.0
+CACHE_FILE = "llama-build.json"
 
 
-def detect(program: str = "llama-server", timeout_s: float = TIMEOUT_S) -> tuple[int, str] | None:
-    """(build number, path) of `program` on PATH, or None when absent, silent, slow or unreadable."""
+def detect(program: str = "llama-server", timeout_s: float = TIMEOUT_S,
+           cache: Path | None = None) -> tuple[int, str] | None:
+    """(build number, path) of `program` on PATH, or None when absent, silent, slow or unreadable.
+
+    The answer is remembered per binary (real path, size, mtime) in fitcheck's cache: a GPU build's
+    `--version` initialises its backends, which can take a second, and every check would pay it."""
     path = shutil.which(program)
     if path is None:
         return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    store = (cache or cache_dir()) / CACHE_FILE
+    known = _read(store)
+    if key in known:
+        build = known[key]
+        return (build, path) if isinstance(build, int) and build > 0 else None
+    build = _ask(path, timeout_s)
+    if build is not None:
+        _write(store, {**known, key: build})
+    return (build, path) if build is not None else None
+
+
+def _ask(path: str, timeout_s: float) -> int | None:
     import subprocess  # only when there is a program to ask (a plain check starts without it)
 
     try:
@@ -28,7 +55,25 @@ def detect(program: str = "llama-server", timeout_s: float = TIMEOUT_S) -> tuple
     except (OSError, subprocess.SubprocessError):
         return None
     m = VERSION.search((done.stderr + done.stdout)[:4096].decode("utf-8", "replace"))
-    return (int(m[1]), path) if m else None
+    return int(m[1]) if m else None
+
+
+def _read(store: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(store: Path, entries: dict[str, Any]) -> None:
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_name(f"{store.name}.{os.getpid()}.tmp")  # written whole, then renamed
+        tmp.write_text(json.dumps(dict(list(entries.items())[-16:])), encoding="utf-8")
+        os.replace(tmp, store)
+    except OSError:
+        pass
 
 
 def with_detected_build(settings: Settings) -> Settings:
