@@ -7,6 +7,8 @@ at its import, and tests (and long-lived library callers) change them afterwards
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 from .._version import __version__
 from ..errors import UsageError
@@ -17,29 +19,30 @@ DEFAULT_RETRIES = 2
 # The offline vocabulary, shared by the cache (nothing stored) and the transport (huggingface_hub refused).
 NOT_CACHED = "not in fitcheck's cache and HF_HUB_OFFLINE is set"
 OFFLINE_HINT = "run once online, or unset HF_HUB_OFFLINE"
+T = TypeVar("T", int, float)
 
 
 def timeout_s() -> float:
     """FITCHECK_HTTP_TIMEOUT: seconds per request (connect and each read), a positive number."""
-    text = os.environ.get("FITCHECK_HTTP_TIMEOUT") or ""
-    try:
-        value = float(text) if text else DEFAULT_TIMEOUT
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise UsageError(f"FITCHECK_HTTP_TIMEOUT={shown(text)} is not a number of seconds", hint="e.g. 10")
-    return value
+    return _number("FITCHECK_HTTP_TIMEOUT", float, DEFAULT_TIMEOUT, lambda v: 0 < v < float("inf"),
+                   "is not a number of seconds", "e.g. 10")
 
 
 def retries() -> int:
     """FITCHECK_HTTP_RETRIES: how many times a 5xx/429 answer, a timeout or a network error is retried."""
-    text = os.environ.get("FITCHECK_HTTP_RETRIES") or ""
+    return _number("FITCHECK_HTTP_RETRIES", int, DEFAULT_RETRIES, lambda v: 0 <= v <= 100,
+                   "is not a count from 0 to 100", "e.g. 2")
+
+
+def _number(name: str, parse: Callable[[str], T], default: T, ok: Callable[[T], bool], what: str, hint: str) -> T:
+    """An environment setting read now: its default when unset, a one-line usage error when it makes no sense."""
+    text = os.environ.get(name) or ""
     try:
-        value = int(text) if text else DEFAULT_RETRIES
+        value = parse(text) if text else default
     except ValueError:
-        value = -1
-    if not 0 <= value <= 100:
-        raise UsageError(f"FITCHECK_HTTP_RETRIES={shown(text)} is not a count from 0 to 100", hint="e.g. 2")
+        value = None
+    if value is None or not ok(value):
+        raise UsageError(f"{name}={shown(text)} {what}", hint=hint)
     return value
 
 
