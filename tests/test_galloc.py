@@ -75,3 +75,39 @@ def test_expand_orders_parents_first_left_to_right():
     d = g._new("ADD", (4,), (c, b), "d")
     g.expand(d)
     assert [n.name for n in g.nodes] == ["c", "b", "d"] and [n.name for n in g.leafs] == ["a"]
+
+
+def test_one_walk_gives_the_blocks_only_graph_too(tmp_path):
+    """The graph of a device holding only repeating layers is the full graph up to the last layer's output:
+    the full walk's buffers at that node equal a walk of that graph alone (dense, MoE, MLA; FA on/off)."""
+    import itertools
+
+    from fitcheck import archs, compute
+    from fitcheck.compute import graph
+    from fitcheck.context import resolve_context
+    from fitcheck.model import Settings
+    from fitcheck.sources.gguf import load_local
+    from tests import gguf_builder as synth
+
+    layouts = {
+        "qwen2": synth.llama_layout(arch="qwen2", n_layer=4, n_embd=256, n_head=8, n_head_kv=2, n_ff=512,
+                                    n_vocab=1000, n_ctx_train=8192, attn_bias=True, name="dense"),
+        "qwen3moe": synth.moe_layout(n_layer=3, n_embd=256, n_head=8, n_head_kv=2, head_dim=32, n_vocab=1000,
+                                     n_expert=8, n_expert_used=2),
+    }
+    checked = 0
+    for arch, (meta, tensors) in layouts.items():
+        path = tmp_path / f"{arch}.gguf"
+        synth.write_header_only(path, arch, meta, tensors)
+        spec = load_local(str(path))
+        kinds, _ = archs.layer_kinds(spec)
+        for ctx, ubatch, fa in itertools.product((512, 5000), (7, 512), ("on", "off")):
+            s = Settings(ctx=ctx, ubatch=ubatch, flash_attn=fa)
+            c = resolve_context(spec, s)
+            shape = compute.graph_shape(compute.features(spec, c, fa == "on", kinds, s), c, s)
+            full = graph.build_transformer(spec, shape, archs.graph_features(spec))
+            blocks = graph.build_transformer(spec, shape, archs.graph_features(spec), with_output=False)
+            assert full.buffer_sizes_to(full.blocks_end) == (full.buffer_size(), blocks.buffer_size())
+            assert blocks.buffer_size() <= full.buffer_size()  # the logits are not part of it
+            checked += 1
+    assert checked == 16

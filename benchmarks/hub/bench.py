@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,13 +88,17 @@ def client(ref: str) -> None:
 
 
 MEMBW: Path | None = None  # this machine's RAM-bandwidth measurement, copied into every fresh cache
+DATA: Path | None = None  # fitcheck's parsed data tables (fitcheck.data), likewise
 
 
 def measure(hub: FakeHub, ref: str, mode: str, cache: Path, src: str) -> dict:
-    # the headers' cache starts empty; the machine's one-off RAM measurement (speed, not network) is kept
+    # The headers' cache starts empty; what any earlier fitcheck run leaves, whatever the model (the machine's
+    # RAM measurement, the parsed data tables: CPU, not network), is kept.
+    cache.mkdir(parents=True, exist_ok=True)
     if MEMBW is not None and MEMBW.exists():
-        cache.mkdir(parents=True, exist_ok=True)
         (cache / MEMBW.name).write_bytes(MEMBW.read_bytes())
+    if DATA is not None and DATA.is_dir():
+        shutil.copytree(DATA, cache / "data", dirs_exist_ok=True)
     # As installed (a wheel's bytecode is compiled at install): no source compiling on the clock.
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "HF_ENDPOINT": hub.endpoint, "HF_HUB_DISABLE_TELEMETRY": "1", "NO_COLOR": "1",
            "FITCHECK_CACHE_DIR": str(cache), "HF_HOME": str(cache / "hf"), "PYTHONPATH": src}
@@ -148,6 +153,17 @@ def main() -> None:
         MEMBW = work / "membw" / CACHE_FILE
     except ImportError:
         MEMBW = None
+    global DATA
+    os.environ["FITCHECK_CACHE_DIR"] = str(work / "once")
+    try:  # a checkout from before the data cache keeps nothing there
+        from fitcheck.data import load_yaml
+
+        for name in ("quant_types.yaml", "compute_model.yaml", "speed_model.yaml", "llama_cpp_builds.yaml",
+                     "hardware.yaml", "quant_quality.yaml"):
+            load_yaml(name)
+        DATA = work / "once" / "data"
+    except (ImportError, FileNotFoundError):
+        DATA = None
     header = {"single": f"hf:{SINGLE}:Q4_K_M", "repo": f"hf:{REPO}"}
     with FakeHub() as hub:
         for path, size in files.values():

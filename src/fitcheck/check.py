@@ -4,7 +4,9 @@
     report = check("model.gguf", Settings(ctx=32768))
 
 Order matters: settings and the machine (probed, or named with --gpu) are checked before any model is read,
-so a bad cache type or an unknown GPU costs no Hub request; then the reference is resolved to one model or a
+so a bad cache type or an unknown GPU costs no Hub request (the `fitcheck` command itself starts a remote
+reference's reads before it parses its options, sources/prefetch.py: there a refused option may cost the
+listing already on its way, never a wait for it); then the reference is resolved to one model or a
 set of quants, and the pure core estimates and plans. A context sweep re-plans the same model at every
 further context; a repo of quants is planned once per quant. Renderers format what this returns; they never compute.
 """
@@ -77,6 +79,11 @@ def check(ref: str, settings: Settings | None = None, hardware: HardwareOverride
     machine = probe(overrides, nvml=nvml, psutil_module=psutil_module)  # --gpu checked here
     validate_machine(settings, overrides, machine)
     loaded = load_attachments(attachments)
+    if not machine.gpus and machine.ram_bandwidth_gbps is None:  # CPU only: every plan reads RAM
+        # before the model is read: a remote header is still arriving (sources/prefetch.py)
+        measured = (measure_ram or _measure_ram)()
+        if measured is not None:
+            machine = replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
     target = _resolve(ref, progress)
     if exact and isinstance(target, QuantSet):
         _exact_ref(ref, len(target.choices))
@@ -89,10 +96,6 @@ def check(ref: str, settings: Settings | None = None, hardware: HardwareOverride
             return compare_quants(target, settings, hw, sweep=sweep, attachments=loaded)
         return check_model(target, settings, hw, sweep=sweep, attachments=loaded)
 
-    if not machine.gpus and machine.ram_bandwidth_gbps is None:  # CPU only: every plan reads RAM
-        measured = (measure_ram or _measure_ram)()
-        if measured is not None:
-            machine = replace(machine, ram_bandwidth_gbps=measured[0], ram_bandwidth_source=measured[1])
     result = run(machine)
     if machine.ram_bandwidth_gbps is None and _reads_ram(result):
         measured = (measure_ram or _measure_ram)()
@@ -111,7 +114,7 @@ def check(ref: str, settings: Settings | None = None, hardware: HardwareOverride
 def _exact_ref(ref: str, choices: int | None = None) -> None:
     """--exact asks llama.cpp about one file: a repo of quants is refused before any header is read."""
     if choices is None and ref.startswith("hf:"):
-        from .sources.hf import parse_ref
+        from .sources.hub_listing import parse_ref
 
         hub = parse_ref(ref[3:])
         if hub.tag or hub.path:

@@ -171,9 +171,10 @@ def _plan_all(hits: list[Hit], settings: Settings, machine: Hardware,
 def _fetch(repo: str, machine: Hardware) -> tuple[QuantSet | None, str | None, int]:
     """The repo's quants that could fit (headers read), a note when none, and how many were too large to read."""
     from .sources import hf
+    from .sources.hub_listing import list_repo
     from .sources.types import QuantSet
 
-    listing = hf.list_repo(repo, None)
+    listing = list_repo(repo, None)
     groups = hf.gguf_groups(listing)
     if not groups:
         return None, "no model GGUF in the repository (only projectors or imatrix files)", 0

@@ -58,6 +58,34 @@ def test_quant_tag_reads_only_the_header(hub: FakeHub, files):
     assert model.spec.parameters == local.parameters and model.spec.tensors == local.tensors
 
 
+def test_damaged_cache_entry_is_a_miss(hub: FakeHub, env: Path, monkeypatch):
+    import json
+
+    first = load_model("hf:org/Tiny-GGUF:Q4_K_M").spec
+    headers = [p for p in _cache_root().rglob("*.json") if p.parent.name == "gguf"]
+    assert headers
+    for path in headers:  # valid JSON, right key, but a value this version cannot read
+        doc = json.loads(path.read_text())
+        doc["value"] = {"version": 3, "metadata": [], "tensors": [[1]]}
+        path.write_text(json.dumps(doc))
+    hub.reset_counters()
+    assert load_model("hf:org/Tiny-GGUF:Q4_K_M").spec.tensors == first.tensors  # read again
+    assert any(r.path.endswith(".gguf") for r in hub.requests)
+    for path in headers:
+        doc = json.loads(path.read_text())
+        doc["value"] = {"tensors": None}
+        path.write_text(json.dumps(doc))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="not in fitcheck's cache"):
+        load_model("hf:org/Tiny-GGUF:Q4_K_M")
+
+
+def _cache_root() -> Path:
+    from fitcheck.cachedir import cache_dir
+
+    return cache_dir()
+
+
 def test_second_run_uses_the_cache_and_offline_works(hub: FakeHub, monkeypatch):
     first = load_model("hf:org/Tiny-GGUF:Q4_K_M").spec
     hub.reset_counters()

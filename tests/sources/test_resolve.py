@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fitcheck.errors import HubError, InputError
-from fitcheck.sources.hf import GGUFGroup, HubRef, Listing, RepoFile, gguf_groups, match_tag, parse_ref, quant_label
+from fitcheck.sources.hf import GGUFGroup, gguf_groups, match_tag, quant_label
+from fitcheck.sources.hub_listing import HubRef, Listing, RepoFile, parse_ref
 
 
 @pytest.mark.parametrize("text, ref", [

@@ -193,8 +193,10 @@ def _replayed(spec: ModelSpec, shape: graph.Shape, split: tuple[Any, ...] | None
     key = (graph_key, None)
     found = _remembered(key)
     if found is None:
-        blocks = graph.build_transformer(spec, shape, archs.graph_features(spec), with_output=False)
-        found = (full().buffer_size(), blocks.buffer_size())
+        # the blocks-only graph is the full one up to its last layer's output: one walk gives both
+        g = full()
+        assert g.blocks_end is not None
+        found = g.buffer_sizes_to(g.blocks_end)
         _remember(key, found)
     return found
 

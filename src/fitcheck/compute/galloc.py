@@ -161,6 +161,14 @@ def buffer_sizes(graph: list[Tensor], alignments: tuple[int, ...],
 
 def column_sizes(g: Columns, alignments: tuple[int, ...], offsets: dict[int, int] | None = None) -> list[int]:
     """buffer_sizes over a graph held as columns."""
+    return column_sizes_at(g, alignments, None, offsets)[0]
+
+
+def column_sizes_at(g: Columns, alignments: tuple[int, ...], checkpoint: int | None,
+                    offsets: dict[int, int] | None = None) -> tuple[list[int], list[int]]:
+    """column_sizes, and the buffers as they were once node `checkpoint` was placed: the whole walk of a
+    graph whose nodes up to there are another graph's (the same tensors, each with the same readers among
+    them) gives that graph's buffers too, as ggml-alloc would for it alone."""
     count = len(g.op)
     nbytes, layout, srcs, view_of, own, is_output = g.nbytes, g.layout, g.srcs, g.view_of, g.own, g.is_output
     n_children, n_views = [0] * count, [0] * count
@@ -208,11 +216,14 @@ def column_sizes(g: Columns, alignments: tuple[int, ...], offsets: dict[int, int
             n_children[p] += 1
             if is_input[p]:
                 allocate(p)
+    at_checkpoint: list[int] = []
     for i in nodes:
         sources = srcs[i]
         for p in sources:
             allocate(p)
         allocate(i)
+        if i == checkpoint:
+            at_checkpoint = [pool.max_size for pool in pools]
         for p in sources:
             n_children[p] -= 1
             if n_children[p] == 0 and n_views[p] == 0:
@@ -225,7 +236,7 @@ def column_sizes(g: Columns, alignments: tuple[int, ...], offsets: dict[int, int
                 elif allocated[p] and not is_output[p]:
                     pools[home[p]].release(offset[p], nbytes[p])
                     allocated[p] = False
-    return [pool.max_size for pool in pools]
+    return [pool.max_size for pool in pools], at_checkpoint
 
 
 def _free_extra(blocks: _Blocks, offset: int, parent_bytes: int, node_bytes: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
-from .galloc import Tensor, buffer_size
+from .galloc import Columns, Tensor, column_sizes, column_sizes_at
 
 SIZES = {"f32": 4, "i32": 4, "f16": 2, "i64": 8}
 Dims = tuple[int, int, int, int]  # ggml's ne / nb: four dimensions, ne0 first
@@ -59,6 +59,7 @@ class Graph:
         self.nodes: list[Node] = []
         self._seen: set[int] = set()
         self.layer: int | None = None  # the layer the builder is in: tags the externals it creates
+        self.blocks_end: Node | None = None  # the last repeating layer's output, before any output head
 
     # leaves ------------------------------------------------------------------------------------------------
     def input(self, name: str, ne: tuple[int, ...], type_: str = "f32") -> Node:
@@ -158,5 +159,24 @@ class Graph:
                               own=n.own, is_input=n.is_input, leaf=n.op == "NONE", name=n.name))
         return out
 
+    def columns(self) -> Columns:
+        """The graph as the allocator reads it (tensors() as columns, without a Tensor per node)."""
+        order = self.leafs + self.nodes
+        index = {id(n): k for k, n in enumerate(order)}
+        count = len(order)
+        return Columns([n.op for n in order], [n.nbytes for n in order], [(n.type, n.ne, n.nb) for n in order],
+                       [tuple(index[id(s)] for s in n.srcs) for n in order],
+                       [index[id(n.view_src)] if n.view_src is not None else None for n in order],
+                       [n.own for n in order], [n.is_input for n in order], [False] * count,
+                       [n.op == "NONE" for n in order], [n.name for n in order], [0] * count)
+
     def buffer_size(self, alignment: int = 32) -> int:
-        return buffer_size(self.tensors(), alignment)
+        return column_sizes(self.columns(), (alignment,))[0]
+
+    def buffer_sizes_to(self, last: Node, alignment: int = 32) -> tuple[int, int]:
+        """(this graph's buffer, the buffer of the graph that ends at node `last`): one walk for both, when
+        nothing before `last` reads a tensor made after it (an output head after the repeating layers)."""
+        order = self.leafs + self.nodes
+        checkpoint = next(k for k, n in enumerate(order) if n is last)
+        whole, at_last = column_sizes_at(self.columns(), (alignment,), checkpoint)
+        return whole[0], at_last[0]

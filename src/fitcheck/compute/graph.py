@@ -119,6 +119,7 @@ def build_transformer(spec: ModelSpec, s: Shape, features: GraphFeatures, with_o
             out = _dense_ffn(g, x, spec.n_ff, gated, il)
         # residual first (phi3): in-place reuse then takes the residual's memory, not the FFN output's
         cur = g.same("ADD", *((ffn_inp, out) if features.residual_first else (out, ffn_inp)), name=f"l_out-{il}")
+    g.blocks_end = cur
     if not with_output:
         g.expand(cur)
         return g

@@ -13,12 +13,14 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..cachedir import cache_dir
 from ..errors import HubError
 from . import settings
-from .gguf_header import ArraySummary, GGUFHeader, TensorInfo
+
+if TYPE_CHECKING:  # imported where headers are encoded: a listing alone needs none of it
+    from .gguf_header import GGUFHeader
 
 CACHE_FORMAT = 1
 T = TypeVar("T")
@@ -71,7 +73,10 @@ def cached(kind: str, key: Sequence[str], fetch: Callable[[], T], *, what: str, 
     if offline or reuse_online:
         stored = get(kind, *key)
         if stored is not None and (offline or still_valid is None or still_valid(stored)):
-            return decode(stored)
+            try:
+                return decode(stored)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                pass  # an entry this version cannot read (edited by hand, or damaged): a miss
     if offline:
         raise HubError(f"{what}: {noun + ' ' if noun else ''}{settings.NOT_CACHED}", hint=offline_hint)
     result = fetch()
@@ -83,6 +88,8 @@ def cached(kind: str, key: Sequence[str], fetch: Callable[[], T], *, what: str, 
 # -- GGUF headers as JSON ---------------------------------------------------------------------------------------
 
 def header_to_json(header: GGUFHeader) -> dict[str, Any]:
+    from .gguf_header import ArraySummary
+
     def enc(v: Any) -> Any:
         if isinstance(v, ArraySummary):
             return {"__array__": [v.element_type, v.count]}
@@ -94,6 +101,8 @@ def header_to_json(header: GGUFHeader) -> dict[str, Any]:
 
 
 def header_from_json(data: dict[str, Any]) -> GGUFHeader:
+    from .gguf_header import ArraySummary, GGUFHeader, TensorInfo
+
     def dec(v: Any) -> Any:
         if isinstance(v, dict) and "__array__" in v:
             return ArraySummary(*v["__array__"])

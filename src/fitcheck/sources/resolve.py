@@ -21,7 +21,7 @@ from ..errors import InputError
 from .types import Model, Progress, QuantSet
 
 if TYPE_CHECKING:
-    from .hf import HubRef
+    from .hub_listing import HubRef, Listing
 
 HUB_URL_RE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/(?:resolve|blob)/(?P<rev>[^/]+)/(?P<path>.+)$")
 # a repository page (https://huggingface.co/org/repo, .../tree/rev): every quant, as hf:org/repo[@rev]
@@ -30,8 +30,20 @@ HUB_PAGE_RE = re.compile(r"^/(?P<repo>[^/]+/[^/]+?)/?(?:/tree/(?P<rev>[^/]+)/?)?
 
 def resolve(ref: str, *, progress: Progress | None = None,
             stats: list[dict[str, Any]] | None = None) -> Model | QuantSet:
+    if stats is None:
+        from . import prefetch
+
+        pending = prefetch.take(ref)  # the command line's reference, already on its way (prefetch.py)
+        if pending is not None:
+            return pending.result(progress)
+    return resolve_direct(ref, progress=progress, stats=stats)
+
+
+def resolve_direct(ref: str, *, progress: Progress | None = None,
+                   stats: list[dict[str, Any]] | None = None) -> Model | QuantSet:
+    """resolve() here and now, not from a prefetch."""
     if ref.startswith("hf:"):
-        from .hf import parse_ref
+        from .hub_listing import parse_ref
 
         return _resolve_hub(parse_ref(ref[3:]), progress, stats)
     if ref.startswith("ollama:"):
@@ -69,7 +81,7 @@ def load_model(ref: str) -> Model:
 
 def hub_url_ref(url: str) -> HubRef | None:
     """The `hf:` reference a URL on the Hub endpoint names (a .gguf file, or a repository page), or None."""
-    from .hf import HubRef
+    from .hub_listing import HubRef
     from .settings import endpoint
     from .transport import origin
 
@@ -88,12 +100,20 @@ def hub_url_ref(url: str) -> HubRef | None:
 def _resolve_hub(ref: HubRef, progress: Progress | None, stats: list[dict[str, Any]] | None) -> Model | QuantSet:
     """A GGUF file, quant or repo of quants; a repo without GGUFs is read as a safetensors repo."""
     from . import hf
-    from .safetensors import load_safetensors_repo
+    from .hub_listing import list_repo
 
     local = hf.load_from_local_cache(ref)  # already downloaded: read there, no request
     if local is not None:
         return local
-    listing = hf.list_repo(ref.repo, ref.revision)
+    return resolve_listed(ref, list_repo(ref.repo, ref.revision), progress, stats)
+
+
+def resolve_listed(ref: HubRef, listing: Listing, progress: Progress | None,
+                   stats: list[dict[str, Any]] | None) -> Model | QuantSet:
+    """A Hub reference once its repo is listed."""
+    from . import hf
+    from .safetensors import load_safetensors_repo
+
     found = hf.load_gguf(ref, listing, progress=progress, stats=stats)
     if found is not None:
         return found

@@ -89,3 +89,18 @@ def request_headers(send_token: bool) -> dict[str, str]:
 def has_token() -> bool:
     """Whether a token (HF_TOKEN or the saved login) would be sent to the Hub: error hints differ."""
     return "authorization" in {k.lower() for k in request_headers(True)}
+
+
+def hf_cache_dir() -> str:
+    """The Hub cache huggingface_hub (and llama.cpp's -hf) use, read from the environment now (not at import)."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return os.path.expanduser(explicit)
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def hub_cache_folder(repo_id: str) -> str:
+    """Where that cache keeps `repo_id`'s files (absent: nothing of it was downloaded)."""
+    return os.path.join(hf_cache_dir(), "models--" + repo_id.replace("/", "--"))

@@ -20,19 +20,10 @@ from typing import Any
 
 from ...text import shown
 from ..gguf import split_names
+from ..settings import hf_cache_dir, hub_cache_folder
 from .files import Entry, Found, StoreInfo, is_candidate, kind_of, stat_entry
 
 LLAMA_PARTIAL = ".downloadInProgress"
-
-
-def hf_cache_dir() -> str:
-    """The Hub cache huggingface_hub uses, read from the environment now (its constants are read at import)."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if explicit:
-        return os.path.expanduser(explicit)
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    return os.path.join(os.path.expanduser(home), "hub")
 
 
 def llama_cpp_dir() -> str:
@@ -164,7 +155,7 @@ def local_hub_file(repo_id: str, revision: str | None, rel: str | None, tag: str
     """(path in the cache, path in the repo) of a fully downloaded file: `rel`, else the GGUF a quant tag names;
     None when the cache does not hold it (a split model needs every shard). No network."""
     root = hf_cache_dir()
-    folder = os.path.join(root, "models--" + repo_id.replace("/", "--"))
+    folder = hub_cache_folder(repo_id)
     if not os.path.isdir(folder):
         return None  # before importing file_download (~0.1 s): most Hub checks have nothing cached
     from huggingface_hub import try_to_load_from_cache
