@@ -13,17 +13,26 @@ _exit_code: int | None = None
 
 def run() -> None:
     atexit.register(_end_now)  # registered first, so it runs last: after every other exit handler
-    from .sources.prefetch import start_from_argv
-
-    start_from_argv(sys.argv[1:], ("scan", "search"))  # cli.SUBCOMMANDS, without importing cli yet
-    from .cli import run as run_cli
-
     global _exit_code
     try:
+        _prefetch()
+        from .cli import run as run_cli
+
         run_cli()
     except SystemExit as exc:
         _exit_code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else None
         raise
+
+
+def _prefetch() -> None:
+    from .sources.prefetch import start_from_argv
+
+    try:
+        start_from_argv(sys.argv[1:], ("scan", "search"))  # cli.SUBCOMMANDS, without importing cli yet
+    except KeyboardInterrupt:
+        sys.exit(130)  # as cli.run ends a Ctrl-C
+    except RuntimeError:  # no thread to be had ("can't start new thread"): the command line reads it itself
+        pass
 
 
 def _end_now() -> None:
