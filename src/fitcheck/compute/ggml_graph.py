@@ -149,18 +149,10 @@ class Graph:
                     stack.append((s, False))
 
     def tensors(self) -> list[Tensor]:
-        order = self.leafs + self.nodes
-        index = {id(n): k for k, n in enumerate(order)}
-        out = []
-        for n in order:
-            out.append(Tensor(op=n.op, nbytes=n.nbytes, layout=(n.type, n.ne, n.nb),
-                              srcs=tuple(index[id(s)] for s in n.srcs),
-                              view_of=index[id(n.view_src)] if n.view_src is not None else None,
-                              own=n.own, is_input=n.is_input, leaf=n.op == "NONE", name=n.name))
-        return out
+        return self.columns().tensors()
 
     def columns(self) -> Columns:
-        """The graph as the allocator reads it (tensors() as columns, without a Tensor per node)."""
+        """The graph as the allocator reads it: one list per Tensor field, no Tensor object per node."""
         order = self.leafs + self.nodes
         index = {id(n): k for k, n in enumerate(order)}
         count = len(order)
